@@ -1,0 +1,80 @@
+"""Terminal output shared by the commands: summaries, progress bars, errors (rich)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr: what is wrong and what to do."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Any]:
+    """A progress bar (frames done, rate, time left); `advance(n)` on the yielded object."""
+    if not enabled or not sys.stderr.isatty() and total is None:
+        class _Quiet:
+            def advance(self, n: int = 1) -> None:
+                pass
+
+            def update(self, **kw: Any) -> None:
+                pass
+
+        yield _Quiet()
+        return
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=total, rate="")
+
+        class _Bar:
+            def advance(self, n: int = 1) -> None:
+                progress.advance(task, n)
+
+            def update(self, **kw: Any) -> None:
+                progress.update(task, **kw)
+
+        yield _Bar()
+
+
+def pipeline_table(report) -> Table:
+    """Per-node timing of a pipeline run."""
+    table = Table(title=None, show_edge=False, header_style="bold")
+    for col, justify in [("node", "left"), ("frames", "right"), ("ms mean", "right"), ("ms p95", "right"),
+                         ("max fps", "right"), ("busy", "right")]:
+        table.add_column(col, justify=justify)
+    for node in report.nodes:
+        table.add_row(f"{node['name']} [dim]({node['kind']})[/]", str(node["frames"]), f"{node['ms_mean']:.1f}",
+                      f"{node['ms_p95']:.1f}", f"{node['fps_capacity']:.1f}", f"{100 * node['busy']:.0f}%")
+    return table
+
+
+def print_pipeline_report(report, title: str) -> None:
+    console.print(f"[bold]{title}[/]")
+    console.print(pipeline_table(report))
+    extra = []
+    if report.dropped:
+        extra.append(f"{report.dropped} dropped (latest policy)")
+    if report.filtered:
+        extra.append(f"{report.filtered} filtered")
+    if report.discarded:
+        extra.append(f"{report.discarded} discarded")
+    console.print(
+        f"{report.frames_out} of {report.frames_in} frames in {report.wall_s:.2f} s: [bold]{report.fps:.1f} FPS[/], "
+        f"latency p50 {report.latency_ms_p50:.0f} ms, p95 {report.latency_ms_p95:.0f} ms"
+        + (f" ({', '.join(extra)})" if extra else "") + f" [dim]\\[{report.status}][/]",
+        highlight=False,
+    )
+    if report.output:
+        console.print(f"wrote [bold]{report.output}[/]", highlight=False)

@@ -1,0 +1,70 @@
+"""A stream job from settings: the logic behind `neuralframe stream` and `neuralframe demo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neuralframe.errors import InputError
+from neuralframe.streaming.pipeline import POLICIES, Pipeline
+from neuralframe.streaming.stats import PipelineReport
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """What `neuralframe stream` runs.
+
+    Args:
+        source: "pattern", "webcam", "webcam:N", a video file or an image folder.
+        out: a .mp4/.mkv/.mov file, a folder for images, or None (stats only).
+        effect: a name from `stages.EFFECTS`.
+        size: output (height, width), or None for the source's size.
+        frames: stop after this many frames (None: the whole input; the pattern defaults to 150).
+        fps: the pattern's rate, or the image folder's, or the output's.
+        policy: "block", "latest" or "auto" (latest for live sources, block otherwise).
+        impl: kernel implementation for the stages.
+        loop: loop a video file.
+    """
+
+    source: str = "pattern"
+    out: str | None = None
+    effect: str = "none"
+    size: tuple[int, int] | None = None
+    frames: int | None = None
+    fps: float | None = None
+    policy: str = "auto"
+    impl: str = "auto"
+    loop: bool = False
+
+
+def build(settings: StreamSettings, on_frame=None) -> Pipeline:
+    from neuralframe.streaming import sinks, sources, stages
+
+    if settings.policy not in POLICIES + ("auto",):
+        raise InputError(f"unknown policy '{settings.policy}': use auto, block or latest")
+    if settings.frames is not None and settings.frames <= 0:
+        raise InputError(f"--frames must be positive, got {settings.frames}")
+    source_size = settings.size if settings.source == "pattern" else None
+    source = sources.parse_source(settings.source, frames=settings.frames, size=source_size, fps=settings.fps,
+                                  loop=settings.loop)
+    stage = stages.effect_stage(settings.effect, settings.size if settings.source != "pattern" else None,
+                                impl=settings.impl)
+    sink = sinks.parse_sink(settings.out, fps=settings.fps)
+    live = settings.source.startswith("webcam")
+    policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
+    chain = [stage] if stage is not None else []
+    return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
+
+
+def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:
+    """Run a stream job to the end (or Ctrl-C) with a progress bar; returns the report."""
+    from neuralframe.console import progress_bar
+
+    holder: list = []
+    pipeline = build(settings, on_frame=lambda frame: holder[0].advance() if holder else None)
+    pipeline.start()
+    total = pipeline.info.frames if pipeline.info else None
+    if settings.frames is not None:
+        total = min(total, settings.frames) if total else settings.frames
+    with progress_bar(f"{pipeline.info.name or 'stream'}", total, enabled=progress) as bar:
+        holder.append(bar)
+        return pipeline.wait()

@@ -1,0 +1,264 @@
+"""Frame sinks: H.264 video files (PyAV), image folders, null (stats only) and latest-frame (for a UI).
+
+Outputs are written under a temporary name beside the target and renamed into place only when the
+stream finished well, so a failure or a cancel never leaves a partial file where the user looks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from neuralframe.errors import InputError, OutputError
+from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.pipeline import Sink
+
+VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"cannot write '{path}': folder '{parent}' does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write '{path}': '{parent}' is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Give a temporary file or folder the usual permissions (mkstemp makes it private), then rename it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask)
+    os.replace(tmp, final)
+
+
+def _image_u8(frame: Frame, where: str) -> np.ndarray:
+    image = frame.image
+    if getattr(image, "dtype", None) is None or str(image.dtype) not in ("torch.uint8", "uint8") or image.ndim != 3 \
+            or image.shape[2] != 3:
+        raise InputError(
+            f"{where} needs uint8 [H, W, 3] frames, got {getattr(image, 'dtype', type(image))} {list(image.shape)} "
+            f"at frame {frame.index}"
+        )
+    array = image.numpy() if hasattr(image, "numpy") else np.asarray(image)
+    return np.ascontiguousarray(array)
+
+
+class VideoFileSink(Sink):
+    """Encodes frames to H.264 (yuv420p) with PyAV, at the stream's frame rate.
+
+    Timestamps follow the frames' own, so dropped frames in a live stream keep real time. Odd sizes are
+    padded by one pixel (H.264 4:2:0 needs even sizes) by repeating the last row/column.
+
+    Args:
+        path: .mp4, .mkv or .mov.
+        fps: frame rate; default: the source's.
+        crf: constant rate factor (lower is better quality; 18 is visually lossless).
+        preset: x264 speed preset.
+        threads: encoder threads (0: FFmpeg's choice).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
+                 threads: int = 0):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_FORMATS:
+            raise OutputError(
+                f"cannot write video '{self.path}': use a .mp4, .mkv or .mov name (or a folder for images)"
+            )
+        self.fps = fps
+        self.crf = int(crf)
+        self.preset = preset
+        self.threads = int(threads)
+        self.name = "encode"
+        self._tmp: Path | None = None
+        self._container = None
+        self._stream = None
+        self._rate: Fraction | None = None
+        self._t0: float | None = None
+        self._last_pts = -1
+        self.frames_written = 0
+
+    @property
+    def output(self) -> str | None:
+        return str(self.path)
+
+    def open(self, info: StreamInfo) -> None:
+        _check_parent(self.path)
+        fps = self.fps or info.fps or 30.0
+        self._rate = Fraction(fps).limit_denominator(1001)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}",
+                                   dir=str(self.path.parent) or ".")
+        os.close(fd)
+        self._tmp = Path(tmp)
+
+    def _start(self, height: int, width: int) -> None:
+        import av
+
+        self._container = av.open(str(self._tmp), mode="w", format=VIDEO_FORMATS[self.path.suffix.lower()])
+        stream = self._container.add_stream("libx264", rate=self._rate)
+        stream.width = width + (width % 2)
+        stream.height = height + (height % 2)
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = 1 / self._rate
+        stream.codec_context.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
+        self._stream = stream
+
+    def write(self, frame: Frame) -> None:
+        import av
+
+        image = _image_u8(frame, "the video writer")
+        h, w = image.shape[:2]
+        if self._container is None:
+            self._start(h, w)
+            self._size = (h, w)
+        elif (h, w) != self._size:
+            raise InputError(f"frame {frame.index} is {w}x{h} but the video is {self._size[1]}x{self._size[0]}")
+        if h % 2 or w % 2:
+            image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        if self._t0 is None:
+            self._t0 = frame.timestamp
+        pts = int(round((frame.timestamp - self._t0) * float(self._rate)))
+        pts = max(pts, self._last_pts + 1)  # strictly increasing, whatever the source's clock did
+        self._last_pts = pts
+        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf.pts = pts
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            self.abort()
+            raise InputError("no frames reached the video writer; nothing was written")
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        _publish(self._tmp, self.path)
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
+            self._container = None
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+        self._tmp = None
+
+
+class ImageFolderSink(Sink):
+    """Writes each frame as `NNNNNN.png` (or .jpg) named by its index, into a new or empty folder.
+
+    The images go to a hidden temporary folder beside the target, renamed to the target at the end.
+    """
+
+    def __init__(self, folder: str | os.PathLike, ext: str = ".png"):
+        self.folder = Path(folder)
+        self.ext = ext if ext.startswith(".") else f".{ext}"
+        if self.ext.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+            raise OutputError(f"unknown image format '{ext}': use png, jpg or bmp")
+        self.name = "images"
+        self._tmp: Path | None = None
+        self.frames_written = 0
+
+    @property
+    def output(self) -> str | None:
+        return str(self.folder)
+
+    def open(self, info: StreamInfo) -> None:
+        if self.folder.exists():
+            if not self.folder.is_dir():
+                raise OutputError(f"cannot write images to '{self.folder}': it is a file")
+            if any(self.folder.iterdir()):
+                raise OutputError(f"output folder '{self.folder}' is not empty: choose a new folder or empty it")
+        _check_parent(self.folder)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial",
+                                          dir=str(self.folder.parent) or "."))
+
+    def write(self, frame: Frame) -> None:
+        import cv2
+
+        image = _image_u8(frame, "the image writer")
+        path = self._tmp / f"{frame.index:06d}{self.ext}"
+        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"could not write '{path.name}' (disk full?)")
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self.frames_written == 0:
+            self.abort()
+            raise InputError("no frames reached the image writer; nothing was written")
+        if self.folder.exists():
+            self.folder.rmdir()  # checked empty in open()
+        _publish(self._tmp, self.folder)
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is not None and self._tmp.exists():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
+
+
+class NullSink(Sink):
+    """Discards frames: for measuring, and for a stream whose results are shown elsewhere."""
+
+    name = "null"
+
+    def __init__(self) -> None:
+        self.frames_written = 0
+
+    def write(self, frame: Frame) -> None:
+        self.frames_written += 1
+
+
+class LatestFrameSink(Sink):
+    """Keeps the newest frame for a UI thread to draw (`latest()`), and wakes a waiter when one arrives."""
+
+    name = "display"
+
+    def __init__(self) -> None:
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self._serial = 0
+
+    def write(self, frame: Frame) -> None:
+        with self._cond:
+            self._frame = frame
+            self._serial += 1
+            self._cond.notify_all()
+
+    def latest(self) -> tuple[Frame | None, int]:
+        """The newest frame and its serial number (which grows by one per frame written)."""
+        with self._cond:
+            return self._frame, self._serial
+
+    def wait_newer(self, serial: int, timeout: float | None = None) -> tuple[Frame | None, int]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._serial > serial, timeout=timeout)
+            return self._frame, self._serial
+
+
+def parse_sink(spec: str | None, *, fps: float | None = None) -> Sink:
+    """A sink from its command-line form: a video name (.mp4/.mkv/.mov), a folder, or nothing (null)."""
+    if spec is None or spec == "":
+        return NullSink()
+    path = Path(spec)
+    if path.suffix.lower() in VIDEO_FORMATS:
+        return VideoFileSink(path, fps=fps)
+    if path.suffix and path.suffix.lower() not in ("",):
+        if path.suffix.lower() in (".avi", ".webm", ".gif", ".m4v"):
+            raise OutputError(f"cannot write '{path}': video output is .mp4, .mkv or .mov")
+    return ImageFolderSink(path)

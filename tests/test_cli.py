@@ -1,0 +1,110 @@
+"""The command line as a user meets it: exit codes, one-line errors, outputs on disk, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def nf(*args, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "neuralframe.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def _one_clear_line(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_explains_the_commands():
+    result = nf("--help")
+    assert result.returncode == 0
+    for command in ("info", "demo", "stream", "bench"):
+        assert command in result.stdout
+
+
+def test_info_json():
+    result = nf("info", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["threads"]["cpu_cores"] >= 1
+    assert "CPUExecutionProvider" in data["capabilities"]["onnxruntime_providers"]
+    assert set(data["capabilities"]) >= {"cuda", "gsplat", "tensorrt", "display", "webcams"}
+    assert data["packages"]["torch"]
+
+
+def test_demo_writes_the_pattern_video(tmp_path):
+    result = nf("demo", "--frames", "30", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    video = tmp_path / "demo" / "pattern.mp4"
+    assert video.stat().st_size > 10_000
+    assert "30 of 30 frames" in result.stdout and "FPS" in result.stdout
+    from neuralframe.streaming.sources import VideoFileSource
+
+    source = VideoFileSource(video)
+    info = source.open()
+    source.close()
+    assert (info.width, info.height, info.frames) == (960, 540, 30)
+
+
+def test_stream_file_to_folder_json(tmp_path):
+    video = tmp_path / "in.mp4"
+    assert nf("stream", "--source", "pattern", "--size", "160x120", "--frames", "12", "--out", str(video)).returncode == 0
+    result = nf("stream", "--source", str(video), "--effect", "gray", "--size", "80x60", "--out",
+                str(tmp_path / "frames"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames_out"] == 12 and report["accounted"] and report["status"] == "completed"
+    assert [n["name"] for n in report["nodes"]] == ["decode", "color-resize", "images"]
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 12
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["stream", "--source", "missing.mp4"], ["input 'missing.mp4' does not exist"]),
+    (["stream", "--effect", "psychedelic"], ["unknown effect 'psychedelic'"]),
+    (["stream", "--out", "/no/such/folder/out.mp4"], ["folder '/no/such/folder' does not exist"]),
+    (["stream", "--source", "webcam:9"], ["webcam 9 could not be opened"]),
+    (["stream", "--size", "big"], ["size 'big' is not WIDTHxHEIGHT"]),
+    (["stream", "--policy", "sometimes"], ["unknown policy 'sometimes'"]),
+])
+def test_user_errors_are_one_line_exit_2(args, fragments):
+    _one_clear_line(nf(*args), *fragments)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video" * 50])
+def test_corrupt_inputs_leave_no_output(tmp_path, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    result = nf("stream", "--source", str(bad), "--out", str(tmp_path / "out.mp4"))
+    _one_clear_line(result, "bad.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
+
+
+def test_unknown_option_exits_2_without_traceback():
+    result = nf("stream", "--colour", "red")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "No such option" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_video(tmp_path):
+    out = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "neuralframe.cli", "stream", "--source", "pattern",
+                             "--size", "160x120", "--frames", "100000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "stopped" in stdout
+    assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["live.mp4"]
