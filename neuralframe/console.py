@@ -76,5 +76,7 @@ def print_pipeline_report(report, title: str) -> None:
         + (f" ({', '.join(extra)})" if extra else "") + f" [dim]\\[{report.status}][/]",
         highlight=False,
     )
+    if report.end_reason:
+        console.print(f"[yellow]note:[/] {report.end_reason}", highlight=False)
     if report.output:
         console.print(f"wrote [bold]{report.output}[/]", highlight=False)

@@ -30,9 +30,11 @@ POLICIES = ("block", "latest")
 class Source:
     """Produces frames. `open()` runs on the caller's thread (so a camera that will not open fails
     before any thread starts); `read()` runs on the source's worker thread and returns None at the
-    end of the stream; `close()` always runs once."""
+    end of the stream; `close()` always runs once. A source whose stream ended early for a reason the
+    user should know (a camera unplugged) sets `end_reason`; the report carries it."""
 
     name = "source"
+    end_reason: str | None = None
 
     def open(self) -> StreamInfo:
         raise NotImplementedError
@@ -322,6 +324,7 @@ class Pipeline:
             dropped_per_edge=[e.dropped for e in self.edges],
             policies=[e.policy for e in self.edges],
             output=self.sink.output if self._sink_closed else None,
+            end_reason=getattr(self.source, "end_reason", None),
         )
         if self._error is not None:
             node, error = self._error

@@ -173,6 +173,7 @@ class WebcamSource(Source):
         self._cap = None
         self._i = 0
         self._t0 = 0.0
+        self.end_reason: str | None = None
 
     def open(self) -> StreamInfo:
         import cv2
@@ -217,7 +218,9 @@ class WebcamSource(Source):
         else:
             ok, image = self._cap.read()
             if not ok or image is None:
-                raise InputError(f"webcam {self.index} stopped delivering frames (unplugged?)")
+                # a camera that goes away ends the stream; what was recorded so far stays valid
+                self.end_reason = f"webcam {self.index} stopped delivering frames (unplugged?); the stream ended there"
+                return None
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         frame = Frame(image=torch.from_numpy(rgb), index=self._i, timestamp=time.perf_counter() - self._t0)
         self._i += 1

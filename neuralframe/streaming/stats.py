@@ -101,6 +101,7 @@ class PipelineReport:
     policies: list[str] = field(default_factory=list)
     output: str | None = None
     error: str | None = None
+    end_reason: str | None = None  # why a source ended early (a camera unplugged), if it said
 
     @property
     def fps(self) -> float:
@@ -128,4 +129,5 @@ class PipelineReport:
             "nodes": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in n.items()} for n in self.nodes],
             "output": self.output,
             "error": self.error,
+            "end_reason": self.end_reason,
         }

@@ -185,3 +185,40 @@ def test_frame_replace_keeps_identity():
     f = Frame(torch.zeros((2, 2, 3), dtype=torch.uint8), 7, 0.25, {"k": 1})
     g = f.replace(image=torch.ones((2, 2, 3), dtype=torch.uint8))
     assert (g.index, g.timestamp, g.metadata, g.born) == (7, 0.25, {"k": 1}, f.born)
+
+
+class _FakeCapture:
+    """Stands in for cv2.VideoCapture: a camera that delivers `frames` frames, then is unplugged."""
+
+    def __init__(self, index, frames=8):
+        self.left = frames
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        return True
+
+    def get(self, prop):
+        return 30.0
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        return True, np.full((48, 64, 3), 40 * self.left % 256, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_webcam_unplugged_mid_stream_ends_cleanly_with_a_valid_file(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
+    out = tmp_path / "cam.mp4"
+    report = Pipeline(WebcamSource(0), [], VideoFileSink(out), policy="block").run()
+    assert report.status == "completed" and report.frames_out == 8
+    assert "unplugged" in report.end_reason
+    info, frames = _read_all(VideoFileSource(out))
+    assert len(frames) == 8 and (info.width, info.height) == (64, 48)

@@ -223,3 +223,17 @@ def _run_in_thread_wait(pipeline, timeout=20.0):
     t.join(timeout)
     assert not t.is_alive(), "pipeline hung"
     return box
+
+
+def test_a_source_that_ends_early_keeps_the_output_and_says_why():
+    class Unplugged(CountSource):
+        def read(self):
+            if self.i == 4:
+                self.end_reason = "webcam 0 stopped delivering frames (unplugged?)"
+                return None
+            return super().read()
+    sink = ListSink()
+    report = Pipeline(Unplugged(None), [], sink).run()
+    assert report.status == "completed" and sink.closed and sink.indices == [0, 1, 2, 3]
+    assert report.end_reason == "webcam 0 stopped delivering frames (unplugged?)"
+    assert report.to_dict()["end_reason"] == report.end_reason
