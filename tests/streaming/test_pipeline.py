@@ -67,13 +67,13 @@ def slow(seconds):
     return fn
 
 
-def _run_in_thread(pipeline, timeout=20.0):
-    """Run a pipeline with a watchdog so a deadlock fails the test instead of hanging it."""
+def _run_in_thread(pipeline, timeout=20.0, started=False):
+    """Run (or, once started, wait for) a pipeline with a watchdog so a deadlock fails the test."""
     box = {}
 
     def target():
         try:
-            box["report"] = pipeline.run()
+            box["report"] = pipeline.wait() if started else pipeline.run()
         except BaseException as error:  # noqa: BLE001
             box["error"] = error
     t = threading.Thread(target=target, daemon=True)
@@ -166,7 +166,7 @@ def test_cancel_discards_in_flight_and_aborts_sink():
     pipeline.start()
     time.sleep(0.2)
     pipeline.cancel()
-    box = _run_in_thread_wait(pipeline)
+    box = _run_in_thread(pipeline, started=True)
     report = box["report"]
     assert report.status == "cancelled"
     assert sink.aborted and not sink.closed
@@ -179,7 +179,7 @@ def test_stop_drains_and_finalises():
     pipeline.start()
     time.sleep(0.2)
     pipeline.stop()
-    report = _run_in_thread_wait(pipeline)["report"]
+    report = _run_in_thread(pipeline, started=True)["report"]
     assert report.status == "stopped"
     assert sink.closed and not sink.aborted
     assert sink.indices == list(range(report.frames_in))  # nothing lost in block mode
@@ -209,20 +209,6 @@ def test_edge_policies_are_checked():
     with pytest.raises(InputError, match="2 edge policies"):
         Pipeline(CountSource(1), [FunctionStage(lambda f: f)], ListSink(), policy=["block"])
 
-
-def _run_in_thread_wait(pipeline, timeout=20.0):
-    box = {}
-
-    def target():
-        try:
-            box["report"] = pipeline.wait()
-        except BaseException as error:  # noqa: BLE001
-            box["error"] = error
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), "pipeline hung"
-    return box
 
 
 def test_a_source_that_ends_early_keeps_the_output_and_says_why():
