@@ -26,6 +26,10 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks: each prints a summary, or one JSON object with --json.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+data_app = typer.Typer(help="Build the bundled scenes and datasets with the project's own code.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+train_app = typer.Typer(help="Train models from local data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 
 def _size(text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -58,12 +62,16 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print one JSON obje
 def demo(
     out: str = typer.Option("out/demo", "--out", "-o", help="Folder for the demo's outputs."),
     frames: int = typer.Option(150, help="Frames of the moving test pattern."),
+    window: Optional[bool] = typer.Option(None, "--window/--no-window",
+                                          help="Open the viewer on the bundled scene (default: when there is a "
+                                               "display); without, render an orbit video."),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
-    """Run the bundled demo: a moving test pattern through the frame pipeline into OUT/pattern.mp4."""
+    """Run the bundled demo: a moving test pattern through the frame pipeline into OUT/pattern.mp4, then the
+    bundled motorcycle scene in the viewer (or, without a display, an orbit video OUT/motorcycle_orbit.mp4)."""
     from neuralframe import demo as demo_mod
 
-    report = demo_mod.run(out, frames=frames, progress=not as_json)
+    report = demo_mod.run(out, frames=frames, progress=not as_json, window=window)
     if as_json:
         _emit_json(report)
 
@@ -75,7 +83,8 @@ def stream(
     out: Optional[str] = typer.Option(None, "--out", "-o",
                                       help="A .mp4/.mkv/.mov file, or a folder for PNG frames. Default: none "
                                            "(measure only)."),
-    effect: str = typer.Option("none", "--effect", "-e", help="none, warm, cool, sepia or gray."),
+    effect: str = typer.Option("none", "--effect", "-e", help="none, warm, cool, sepia, gray, matte, "
+                                                                "replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]."),
     size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames (the pattern defaults to 150)."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of the pattern or image folder, and of the output."),
@@ -83,6 +92,8 @@ def stream(
                                             "latest."),
     impl: str = typer.Option("auto", help="Kernel implementation: auto, cpu or reference."),
     loop: bool = typer.Option(False, help="Loop a video file."),
+    matte_backend: str = typer.Option("torch", help="Segmenter backend for matting effects: torch or onnx."),
+    device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Run a source through an effect into a file, a folder or nowhere; Ctrl-C stops cleanly."""
@@ -90,12 +101,97 @@ def stream(
     from neuralframe.streaming.run import StreamSettings, run
 
     settings = StreamSettings(source=source, out=out, effect=effect, size=_size(size), frames=frames, fps=fps,
-                              policy=policy, impl=impl, loop=loop)
+                              policy=policy, impl=impl, loop=loop, matte_backend=matte_backend, device=device)
     report = run(settings, progress=not as_json)
     if as_json:
         _emit_json(report.to_dict())
     else:
         print_pipeline_report(report, f"stream {source} -> {out or 'null'} [{effect}]")
+
+
+@app.command()
+def matte(
+    input: str = typer.Argument(..., help="A video file or an image folder."),
+    out: str = typer.Option(..., "--out", "-o", help="The composited video (.mp4/.mkv/.mov)."),
+    alpha: Optional[str] = typer.Option(None, help="Also write the alpha matte as a video here."),
+    rgba: Optional[str] = typer.Option(None, help="Also write RGBA PNGs (foreground + alpha) into this new folder."),
+    background: str = typer.Option("#00b140", help="#RRGGBB, an image, a video (looped) or blur[:STRENGTH]."),
+    frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+) -> None:
+    """Separate people from the background in a video, offline and lossless: every frame is matted."""
+    from neuralframe.console import print_pipeline_report
+    from neuralframe.generate.matting.offline import MatteJob, run
+
+    report = run(MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames,
+                          fps=fps), progress=not as_json)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        print_pipeline_report(report, f"matte {input} -> {out}")
+
+
+@app.command()
+def view(
+    scene: Optional[str] = typer.Argument(None, help="A .ply, .splat or .spz scene, or a NeRF .safetensors "
+                                                      "(default: the bundled motorcycle)."),
+    screenshot: Optional[str] = typer.Option(None, help="Save the window's pixels to this PNG once the "
+                                                        "full-resolution frame is drawn, then exit."),
+    camera: Optional[str] = typer.Option(None, help="Start at the camera in this JSON file "
+                                                    "({viewmat, K, width, height})."),
+    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT (a --camera sets its own)."),
+    target_fps: float = typer.Option(30.0, help="Frame rate adaptive resolution holds while the camera moves."),
+    impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
+    hud: bool = typer.Option(True, help="Show the overlay at start (H toggles it)."),
+    seconds: Optional[float] = typer.Option(None, help="Close after this many seconds."),
+) -> None:
+    """Open a scene in a window: left drag orbits, right drag pans, wheel zooms, WASD/QE fly, R resets,
+    +/- field of view, 1/2/3 rgb/depth/alpha, H overlay, P screenshot, Esc quits."""
+    from neuralframe.render.scene import default_scene_path, open_scene
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings, camera_from_json, require_display
+
+    require_display()
+    opened = open_scene(scene or default_scene_path())
+    start = camera_from_json(camera)[0] if camera else None
+    h, w = _size(size)
+    settings = ViewerSettings(width=w, height=h, target_fps=target_fps, impl=impl, hud=hud and not screenshot,
+                              screenshot=screenshot, camera=start, max_seconds=seconds)
+    stats = ViewerApp(opened, settings).run()
+    if screenshot:
+        from neuralframe.console import console
+
+        if not stats.screenshot:
+            raise InputError("the window closed before the full-resolution frame was drawn: no screenshot saved")
+        console.print(f"wrote [bold]{stats.screenshot}[/]", highlight=False)
+
+
+@app.command()
+def render(
+    scene: str = typer.Argument(..., help="A .ply, .splat or .spz scene."),
+    out: str = typer.Option(..., "--out", "-o", help="The video to write (.mp4, .mkv, .mov) or a folder for PNGs."),
+    path: str = typer.Option("orbit", help="orbit (all around), arc (a sweep around the start view, for scenes "
+                                            "captured from one side), or a JSON file with a list of cameras "
+                                            "(interpolated)."),
+    frames: int = typer.Option(120, help="Number of frames."),
+    size: str = typer.Option("960x540", help="Orbit frame size WIDTHxHEIGHT."),
+    fps: float = typer.Option(30.0, help="Video frame rate."),
+    impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+) -> None:
+    """Render a camera path of a scene to a video, headless."""
+    from neuralframe.console import print_pipeline_report
+    from neuralframe.render.jobs import PathSettings, render_path
+    from neuralframe.render.scene import open_scene
+
+    h, w = _size(size)
+    opened = open_scene(scene)
+    report = render_path(opened, PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl),
+                         out, progress=not as_json)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        print_pipeline_report(report, f"render {opened.name} along {path}")
 
 
 @bench_app.command("pipeline")
@@ -132,6 +228,143 @@ def _usage_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)
+
+
+@bench_app.command("splat")
+def bench_splat(
+    quick: bool = typer.Option(False, help="A tiny run for a smoke test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Gaussian-splat rasterizer: cpu kernel vs the torch reference at 10k/100k/1M Gaussians and the
+    motorcycle scene."""
+    from neuralframe.bench import splat as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(quick=quick, progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    for row in result["results"]:
+        console.print(f"{row['case']:>24} {row['impl']:>9}: {row['ms_median']:9.1f} ms  {row['fps']:7.2f} FPS",
+                      highlight=False)
+    console.print(f"cpu vs reference: {result['ratios']}", highlight=False, markup=False)
+
+
+@bench_app.command("nerf")
+def bench_nerf(
+    quick: bool = typer.Option(False, help="A short run (about 30 s) for a smoke test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Hash-grid NeRF: encoding throughput (cpu vs reference), training PSNR for a fixed budget, render FPS."""
+    from neuralframe.bench import nerf as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(quick=quick, progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+    else:
+        console.print_json(data=result)
+
+
+@data_app.command("splat-from-stereo")
+def data_splat_from_stereo(
+    out: str = typer.Option("assets/scenes/motorcycle.ply", "--out", "-o", help="The scene file to write."),
+    steps: int = typer.Option(240, help="Refinement steps through the differentiable reference rasterizer."),
+) -> None:
+    """Build the motorcycle Gaussian-splat scene from scikit-image's Middlebury stereo pair (and its card,
+    previews and cameras beside it)."""
+    from neuralframe.console import console, progress_bar
+    from neuralframe.render.splat.stereo import build_motorcycle
+
+    with progress_bar("refine", steps) as bar:
+        metrics = build_motorcycle(out, steps=steps, progress=lambda step, total, loss: bar.advance())
+    console.print(f"wrote [bold]{out}[/]: {metrics['n_gaussians']:,} Gaussians, PSNR left "
+                  f"{metrics['psnr_left_db']:.2f} dB, right {metrics['psnr_right_db']:.2f} dB", highlight=False)
+
+
+@data_app.command("nerf-synthetic")
+def data_nerf_synthetic(
+    out: str = typer.Option(..., "--out", "-o", help="The dataset folder to write (transforms_*.json + PNGs)."),
+    size: int = typer.Option(200, help="Image size in pixels."),
+    n_train: int = typer.Option(100, help="Training views."),
+    seed: int = typer.Option(0, help="Seed of the procedural object and cameras."),
+) -> None:
+    """Render a NeRF-synthetic-format dataset of a procedural object seen from all around."""
+    from neuralframe.console import console, progress_bar
+    from neuralframe.render.nerf.data import make_synthetic
+
+    with progress_bar("render views", n_train + 20) as bar:
+        path = make_synthetic(out, size=size, n_train=n_train, seed=seed, progress=lambda done, total: bar.advance())
+    console.print(f"wrote [bold]{path}[/]", highlight=False)
+
+
+@train_app.command("nerf")
+def train_nerf(
+    data: str = typer.Argument(..., help="A folder with transforms_train.json (NeRF-synthetic / instant-ngp format)."),
+    out: str = typer.Option(..., "--out", "-o", help="The checkpoint to write (.safetensors)."),
+    seconds: Optional[float] = typer.Option(None, help="Training time budget in seconds (total, across resumes)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps (total, across resumes)."),
+    resume: bool = typer.Option(False, help="Continue from the checkpoint at --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+) -> None:
+    """Train a hash-grid NeRF; open the result with `neuralframe view OUT.safetensors`."""
+    from neuralframe.console import console, progress_bar
+    from neuralframe.render.nerf.train import train
+
+    total = steps if steps else None
+    with progress_bar("train nerf", total, enabled=not as_json) as bar:
+        def report(p):
+            bar.update(completed=p["step"], rate=f"loss {p['loss']:.4f} psnr {p['psnr']:.1f} dB")
+        metrics = train(data, out, seconds=seconds, steps=steps, resume=resume, progress=report)
+    if as_json:
+        _emit_json(metrics)
+    else:
+        console.print(f"wrote [bold]{out}[/]: validation PSNR {metrics['val_psnr']:.2f} dB after "
+                      f"{metrics['steps']} steps, {metrics['seconds']:.0f} s", highlight=False)
+
+
+@bench_app.command("matte")
+def bench_matte(
+    quick: bool = typer.Option(False, help="A short run (fewer frames) for a smoke test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Matting end to end (decode -> segment -> refine -> composite -> encode) at 720p and 1080p, torch
+    and onnxruntime, and our segmenter next to OpenCV DNN running the same .tflite."""
+    from neuralframe.bench import matte as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(quick=quick, progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    hd = result["sizes"]["1280x720"]
+    seg = result["segmenter_ms"]["landscape"]
+    console.print(f"matting 1280x720: torch [bold]{hd['torch']['fps_end_to_end']} FPS[/], onnxruntime "
+                  f"{hd['onnx']['fps_end_to_end']} FPS; segmenter {seg['torch_ms']} ms (ours) vs "
+                  f"{seg['opencv_ms']} ms (OpenCV)", highlight=False)
+
+
+@bench_app.command("viewer")
+def bench_viewer(
+    scene: Optional[str] = typer.Option(None, help="Scene file (default: the bundled motorcycle)."),
+    seconds: float = typer.Option(5.0, help="Length of the scripted orbit."),
+    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT."),
+    target_fps: float = typer.Option(30.0, help="Adaptive resolution target."),
+    impl: str = typer.Option("auto", help="Renderer implementation."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Drive the real viewer window through a scripted orbit (under Xvfb when there is no display)."""
+    from neuralframe.bench import viewer as bench
+
+    result = bench.run(scene, seconds=seconds, size=_size(size), target_fps=target_fps, impl=impl)
+    if as_json:
+        _emit_json(result)
+    else:
+        from neuralframe.console import console
+
+        console.print(f"viewer on {result['scene']}: [bold]{result['fps_displayed']} FPS[/] displayed, render "
+                      f"{result['render_ms_median']} ms at scale {result['scale_median']}, input latency p95 "
+                      f"{result['input_latency_ms_p95']} ms", highlight=False)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 from neuralframe.errors import OutputError
 
 
-def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True) -> dict[str, Any]:
+def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, window: bool | None = None,
+        orbit_frames: int = 48) -> dict[str, Any]:
     """Run every demo part into `out_dir`; returns what each part reported."""
     from neuralframe.console import console, print_pipeline_report
     from neuralframe.streaming import Pipeline
@@ -34,8 +35,45 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True) -> 
         holder.append(bar)
         report = pipeline.wait()
     if progress:
-        print_pipeline_report(report, "demo 1/1: test pattern -> resize + warm grade (fused) -> H.264")
+        print_pipeline_report(report, "demo 1/3: test pattern -> resize + warm grade (fused) -> H.264")
     results["pattern"] = report.to_dict()
+
+    # 2. matting on bundled media: background blur and replacement
+    from neuralframe.generate.matting import demo as matting_demo
+
+    if progress:
+        console.print("demo 2/3: matting a person on bundled media (blur and replace the background)")
+    results["matting"] = matting_demo.run(out, frames=60, progress=progress)
+
+    # 3. the bundled motorcycle scene: the viewer with a display, else a rendered orbit
+    results["scene"] = _scene_part(out, progress, window, orbit_frames)
     if progress:
         console.print(f"[green]demo done[/]: outputs in [bold]{out}[/]", highlight=False)
     return results
+
+
+def _scene_part(out: Path, progress: bool, window: bool | None, orbit_frames: int) -> dict[str, Any]:
+    from neuralframe.backend.device import has_display
+    from neuralframe.console import console, print_pipeline_report
+    from neuralframe.render.scene import default_scene_path, open_scene
+
+    path = default_scene_path()
+    scene = open_scene(path)
+    if window is None:
+        window = has_display()
+    if window:
+        from neuralframe.viewer.app import ViewerApp, ViewerSettings
+
+        if progress:
+            console.print(f"demo 3/3: opening the viewer on {path.name} (close the window or press Esc to finish)")
+        stats = ViewerApp(scene, ViewerSettings()).run()
+        return {"viewer": stats.summary()}
+    from neuralframe.render.jobs import PathSettings, render_path
+
+    if progress:
+        console.print(f"demo 3/3: no display, so rendering an orbit of {path.name} instead of opening the viewer")
+    report = render_path(scene, PathSettings(path="arc", frames=orbit_frames, width=640, height=432),
+                         out / "motorcycle_orbit.mp4", progress=progress)
+    if progress:
+        print_pipeline_report(report, f"demo 3/3: {path.name} orbit -> H.264")
+    return {"orbit": report.to_dict()}

@@ -45,8 +45,9 @@ def test_info_json():
 
 
 def test_demo_writes_the_pattern_video(tmp_path):
-    result = nf("demo", "--frames", "30", "--out", str(tmp_path / "demo"))
+    result = nf("demo", "--frames", "30", "--out", str(tmp_path / "demo"), "--no-window", timeout=300)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo" / "motorcycle_orbit.mp4").stat().st_size > 10_000
     video = tmp_path / "demo" / "pattern.mp4"
     assert video.stat().st_size > 10_000
     assert "30 of 30 frames" in result.stdout and "FPS" in result.stdout
@@ -108,3 +109,33 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_video(tmp_path):
     assert proc.returncode == 0, stderr
     assert "stopped" in stdout
     assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["live.mp4"]
+
+
+def test_stream_matting_effect_and_matte_command(tmp_path):
+    from neuralframe.generate.matting.media import make_clip
+    from neuralframe.streaming import Frame, Pipeline
+    from neuralframe.streaming.sinks import VideoFileSink
+    from neuralframe.streaming.sources import PatternSource
+
+    clip = make_clip(6, (180, 320), moving=True)
+
+    class Clip(PatternSource):
+        def read(self):
+            if self._i >= len(clip.frames):
+                return None
+            frame = Frame(clip.frames[self._i], self._i, self._i / 30.0)
+            self._i += 1
+            return frame
+    person = tmp_path / "person.mp4"
+    Pipeline(Clip(320, 180, frames=6), [], VideoFileSink(person)).run()
+    result = nf("stream", "--source", str(person), "--effect", "replace:#00ff00", "--out", str(tmp_path / "g.mp4"),
+                "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames_out"] == 6 and [n["name"] for n in report["nodes"]][1:3] == ["segment", "replace"]
+    result = nf("matte", str(person), "-o", str(tmp_path / "m.mp4"), "--alpha", str(tmp_path / "a.mp4"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames_out"] == 6
+    assert (tmp_path / "m.mp4").exists() and (tmp_path / "a.mp4").exists()
+    _one_clear_line(nf("matte", str(tmp_path / "nobody.mp4"), "-o", str(tmp_path / "x.mp4")), "nobody.mp4")
+    _one_clear_line(nf("stream", "--effect", "replace:#12345"), "12345")

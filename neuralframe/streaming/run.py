@@ -23,6 +23,8 @@ class StreamSettings:
         policy: "block", "latest" or "auto" (latest for live sources, block otherwise).
         impl: kernel implementation for the stages.
         loop: loop a video file.
+        matte_backend: "torch" or "onnx" for the matting effects' segmenter.
+        device: torch device for the matting effects.
     """
 
     source: str = "pattern"
@@ -34,6 +36,8 @@ class StreamSettings:
     policy: str = "auto"
     impl: str = "auto"
     loop: bool = False
+    matte_backend: str = "torch"
+    device: str = "cpu"
 
 
 def build(settings: StreamSettings, on_frame=None) -> Pipeline:
@@ -46,13 +50,30 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
     source_size = settings.size if settings.source == "pattern" else None
     source = sources.parse_source(settings.source, frames=settings.frames, size=source_size, fps=settings.fps,
                                   loop=settings.loop)
-    stage = stages.effect_stage(settings.effect, settings.size if settings.source != "pattern" else None,
-                                impl=settings.impl)
+    size = settings.size if settings.source != "pattern" else None
+    chain = effect_chain(settings.effect, size, settings.impl, settings.matte_backend, settings.device)
     sink = sinks.parse_sink(settings.out, fps=settings.fps)
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
-    chain = [stage] if stage is not None else []
     return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
+
+
+def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "torch", device: str = "cpu") -> list:
+    """The stages for `--effect`: a colour grade (one fused stage) or a matting effect (segment, then
+    refine + composite, on two threads)."""
+    from neuralframe.streaming import stages
+
+    if effect.split(":", 1)[0] in MATTING_EFFECTS:
+        from neuralframe.generate.matting.effects import MatteSettings, effect_stages
+
+        return effect_stages(effect, size=size, impl=impl,
+                             settings=MatteSettings(backend=matte_backend, device=device, impl=impl))
+    stage = stages.effect_stage(effect, size, impl=impl)
+    return [stage] if stage is not None else []
+
+
+MATTING_EFFECTS = ("matte", "replace", "blur")
+EFFECT_HELP = "none, warm, cool, sepia, gray, matte, replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]"
 
 
 def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:

@@ -49,7 +49,9 @@ EFFECTS = ("none", "warm", "cool", "sepia", "gray")
 def effect_stage(effect: str, size: tuple[int, int] | None = None, impl: str = "auto") -> Stage | None:
     """The stage for `--effect NAME` (None when there is nothing to do)."""
     if effect not in EFFECTS:
-        raise InputError(f"unknown effect '{effect}': use one of {', '.join(EFFECTS)}")
+        from neuralframe.streaming.run import EFFECT_HELP
+
+        raise InputError(f"unknown effect '{effect}': use {EFFECT_HELP}")
     if effect == "none" and size is None:
         return None
     return ColorResize(size, "identity" if effect == "none" else effect, impl=impl)

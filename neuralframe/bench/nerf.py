@@ -1,0 +1,111 @@
+"""`neuralframe bench nerf`: hash-grid encode throughput, training quality for a budget, render FPS.
+
+All numbers come from one run on this machine: the encode throughput of each implementation (forward,
+and forward + backward) on the default `HashGrid`, a training run of fixed length on the synthetic
+scene (generated into a temporary folder), and render frame rates of the trained scene.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Callable
+
+N_POINTS = 1 << 18
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def encode_throughput(impl: str, n_points: int, repeats: int) -> dict:
+    """Points per second of the default HashGrid (16 levels, 2**19 entries) for one implementation."""
+    import torch
+
+    from neuralframe.render.nerf import HashGrid
+
+    torch.manual_seed(0)
+    grid = HashGrid(impl=impl)
+    x = torch.rand(n_points, 3)
+
+    def forward():
+        with torch.no_grad():
+            grid(x)
+
+    def forward_backward():
+        features = grid(x)
+        features.backward(torch.ones_like(features))
+        grid.params.grad = None
+
+    forward()  # compile / warm up
+    forward_backward()
+    return {"forward": n_points / _best(forward, repeats),
+            "forward_backward": n_points / _best(forward_backward, repeats)}
+
+
+def render_fps(field, camera, size: int, repeats: int) -> float:
+    from neuralframe.render.nerf import render
+
+    cam = camera.resized(size, size)
+    render(field, cam)
+    return 1.0 / _best(lambda: render(field, cam, background=(1.0, 1.0, 1.0)), repeats)
+
+
+def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the NeRF benchmark; `quick` shrinks every stage (for smoke tests). Returns one JSON object."""
+    import numba
+    import torch
+
+    from neuralframe.render.nerf import hashgrid, io as nerf_io
+    from neuralframe.render.nerf.data import load_dataset, make_synthetic
+    from neuralframe.render.nerf.train import train
+
+    say = progress or (lambda message: None)
+    result: dict = {"quick": quick, "threads": {"torch": torch.get_num_threads(), "numba": numba.get_num_threads()},
+                    "load_average_start": os.getloadavg()[0]}
+    n_points = N_POINTS >> 4 if quick else N_POINTS
+    encode = {}
+    for impl in hashgrid.FORWARD.available("cpu"):
+        say(f"encode throughput: {impl}")
+        encode[impl] = encode_throughput(impl, n_points, 1 if quick or impl == "reference" else 3)
+    result["encode_points"] = n_points
+    result["encode_points_per_s"] = {k: {m: round(v) for m, v in d.items()} for k, d in encode.items()}
+    if "cpu" in encode and "reference" in encode:
+        result["encode_ratio_cpu_vs_ref"] = round(
+            encode["cpu"]["forward_backward"] / encode["reference"]["forward_backward"], 2)
+        result["encode_ratio_cpu_vs_ref_forward"] = round(encode["cpu"]["forward"] / encode["reference"]["forward"], 2)
+
+    size, n_train, budget = (64, 30, 15.0) if quick else (200, 100, 300.0)
+    with tempfile.TemporaryDirectory(prefix="nf-bench-nerf-") as tmp:
+        say(f"generating the synthetic scene ({size}x{size}, {n_train} training views)")
+        start = time.perf_counter()
+        make_synthetic(os.path.join(tmp, "data"), size=size, n_train=n_train, n_val=5 if quick else 10,
+                       n_test=1)
+        result["dataset_seconds"] = round(time.perf_counter() - start, 1)
+        say(f"training for {budget:.0f} s")
+        checkpoint = os.path.join(tmp, "scene.safetensors")
+        metrics = train(os.path.join(tmp, "data"), checkpoint, seconds=budget)
+        result["train_seconds"] = metrics["seconds"]
+        result["train_steps"] = metrics["steps"]
+        result["train_psnr_db"] = metrics["val_psnr"]
+        result["train_image_size"] = size
+        say("render frame rates")
+        field = nerf_io.load_field(checkpoint)
+        camera = load_dataset(os.path.join(tmp, "data"), "val").camera(0)
+        result["render_fps"] = {f"{s}x{s}": round(render_fps(field, camera, s, 2 if quick else 5), 2)
+                                for s in (200, 400)}
+    result["load_average_end"] = os.getloadavg()[0]
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover - the CLI is `neuralframe bench nerf --json`
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr))))

@@ -1,0 +1,155 @@
+"""Gaussian-splat rasterizer benchmark: `neuralframe bench splat --json`.
+
+Cases: surface-like random scenes (`procedural.surface_scene`: flat Gaussians a few pixels wide,
+several layers per surface, degree-3 SH, as trained captures have) at N = 10k, 100k, 1M at 800x800,
+1M at 1920x1080, and the bundled motorcycle scene from its left camera. Every case runs the `cpu`
+kernel; the `reference` runs where it fits in time and memory (not at 1M). Times are medians of
+several warm runs (JIT compiled and caches hot before timing). Also reported: pixel-Gaussian
+evaluations per frame and per second (alpha computed for a pixel that had not stopped: the work the
+blending does, to read the distance to the machine's arithmetic limit), the CPU kernel's
+(32 x 32 work tile, Gaussian) pairs, and the first-call time of the CPU kernel in a fresh process,
+with a cold and with a warm Numba cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+MOTORCYCLE = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "motorcycle.ply"
+
+# (case, n, width, height, run the reference)
+FULL_CASES = [
+    ("random_10k_800x800", 10_000, 800, 800, True),
+    ("random_100k_800x800", 100_000, 800, 800, True),
+    ("random_1m_800x800", 1_000_000, 800, 800, False),
+    ("random_1m_1920x1080", 1_000_000, 1920, 1080, False),
+]
+QUICK_CASES = [("random_1k_96x96", 1_000, 96, 96, True)]
+
+_FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+from neuralframe.render.splat import procedural, rasterize
+g = procedural.surface_scene(1000)
+t1 = time.perf_counter()
+rasterize(g, procedural.bench_camera(64, 64), impl="cpu")
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def _time(fn: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _first_call(cache_dir: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, check=True)
+    imports, first = (float(v) for v in out.stdout.split())
+    return {"import_s": round(imports, 3), "first_render_s": round(first, 3)}
+
+
+def machine() -> dict:
+    import numba
+    import torch
+
+    from neuralframe.backend.device import cpu_threads
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores_available": cpu_threads(),
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "numba_threading_layer": _threading_layer(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+    }
+
+
+def _threading_layer() -> str:
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return "not started"
+
+
+def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the benchmark and return its JSON-serialisable result (see the module docstring)."""
+    from neuralframe.render.splat import io, procedural
+    from neuralframe.render.splat import cpu as cpu_impl
+    from neuralframe.render.splat.rasterize import rasterize
+
+    say = progress or (lambda message: None)
+    cases = QUICK_CASES if quick else FULL_CASES
+    repeats_cpu, repeats_ref = (2, 1) if quick else (7, 3)
+    scenes = [(name, procedural.surface_scene(n, seed=0), procedural.bench_camera(w, h), ref_ok)
+              for name, n, w, h, ref_ok in cases]
+    if not quick and MOTORCYCLE.exists():
+        from neuralframe.render.splat.stereo import stereo_cameras
+
+        scenes.append(("motorcycle_741x500", io.load(MOTORCYCLE), stereo_cameras()[0], True))
+
+    results, ratios, evaluations = [], {}, {}
+    for name, g, cam, ref_ok in scenes:
+        medians = {}
+        for impl in ("cpu", "reference") if ref_ok else ("cpu",):
+            say(f"{name}: {impl}")
+            rasterize(g, cam, impl=impl)  # warm-up: JIT, caches, allocator
+            times = _time(lambda: rasterize(g, cam, impl=impl), repeats_cpu if impl == "cpu" else repeats_ref)
+            ms = 1000.0 * statistics.median(times)
+            medians[impl] = ms
+            results.append({"case": name, "n_gaussians": g.n, "width": cam.width, "height": cam.height,
+                            "impl": impl, "ms_median": round(ms, 2), "fps": round(1000.0 / ms, 2)})
+        if "reference" in medians:
+            ratios[name] = round(medians["reference"] / medians["cpu"], 1)
+        _, stats = cpu_impl.rasterize_with_stats(g, cam)
+        evaluations[name] = {
+            "visible_gaussians": stats["visible"],
+            "work_tile_pairs": stats["pairs"],
+            "per_frame": stats["evaluations"],
+            "per_pixel": round(stats["evaluations"] / (cam.width * cam.height), 2),
+            "per_second": round(stats["evaluations"] / (medians["cpu"] / 1000.0)),
+        }
+
+    first_call = {}
+    if not quick:
+        say("first call in fresh processes")
+        with tempfile.TemporaryDirectory() as cold:
+            first_call["cold_cache"] = _first_call(cold)
+            first_call["warm_cache"] = _first_call(cold)
+    return {
+        "benchmark": "splat",
+        "quick": quick,
+        "results": results,
+        "ratios": {"cpu_vs_reference": ratios},
+        "pixel_gaussian_evaluations": evaluations,
+        "first_call": first_call,
+        "machine": machine(),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr)), indent=2))

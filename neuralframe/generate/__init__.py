@@ -1,0 +1,1 @@
+"""Generative and neural media: matting today (`neuralframe.generate.matting`); imports nothing heavy."""

@@ -1,0 +1,10 @@
+"""Human video matting: the bundled segmenter (imported from .tflite into torch), refinement, effects,
+the offline `matte` job, and the Robust Video Matting architecture.
+
+Submodules load torch on use; importing this package stays cheap:
+
+    from neuralframe.generate.matting.effects import effect_stage   # `--effect blur:24` etc.
+    from neuralframe.generate.matting.offline import MatteJob, run  # `neuralframe matte`
+    from neuralframe.generate.matting.segmenter import load_segmenter
+    from neuralframe.generate.matting.rvm import MattingNetwork     # official rvm_mobilenetv3.pth loads
+"""

@@ -1,0 +1,228 @@
+"""The offline matting job behind `neuralframe matte INPUT -o OUT.mp4 [--alpha A.mp4] [--rgba DIR] [--background B]`.
+
+Lossless `block` edges: every input frame reaches every output (the report accounts for each). The
+composite goes to OUT, the alpha as a grey video to ALPHA, and RGBA PNGs (the original pixels with the
+alpha as the fourth channel) to DIR. All outputs are written under temporary names and appear only
+when the job finished well.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from neuralframe.errors import InputError, OutputError
+from neuralframe.generate.matting.effects import MatteSettings
+from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.pipeline import Sink
+
+DEFAULT_BACKGROUND = "#00b140"  # chroma-key green
+
+
+@dataclass(frozen=True)
+class MatteJob:
+    """What `neuralframe matte` runs.
+
+    Args:
+        input: a video file or an image folder.
+        out: the composite video (.mp4/.mkv/.mov) or a folder for PNGs; None to skip.
+        alpha: the alpha as a grey video or PNG folder; None to skip.
+        rgba: a new folder for RGBA PNGs; None to skip.
+        background: "#RRGGBB", an image, a video or "blur[:STRENGTH]".
+        frames: stop after this many frames (None: all).
+        fps: output frame rate (default: the input's).
+        matte: segmenter and refinement settings.
+    """
+
+    input: str
+    out: str | None = None
+    alpha: str | None = None
+    rgba: str | None = None
+    background: str = DEFAULT_BACKGROUND
+    frames: int | None = None
+    fps: float | None = None
+    matte: MatteSettings = field(default_factory=MatteSettings)
+
+
+class AlphaSink(Sink):
+    """Writes `frame.metadata["alpha"]` as a grey picture through another sink (video or folder)."""
+
+    def __init__(self, inner: Sink):
+        self.inner = inner
+        self.name = "alpha"
+
+    @property
+    def output(self) -> str | None:
+        return self.inner.output
+
+    def open(self, info: StreamInfo) -> None:
+        self.inner.open(info)
+
+    def write(self, frame: Frame) -> None:
+        from neuralframe.backend import fused
+
+        alpha = _alpha(frame)
+        self.inner.write(frame.replace(image=fused.to_uint8(alpha[None].expand(3, -1, -1))))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class RgbaFolderSink(Sink):
+    """RGBA PNGs `NNNNNN.png`: the frame as it came in, with the alpha as its fourth channel."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.name = "rgba"
+        self._tmp: Path | None = None
+        self.frames_written = 0
+
+    @property
+    def output(self) -> str | None:
+        return str(self.folder)
+
+    def open(self, info: StreamInfo) -> None:
+        if self.folder.exists():
+            if not self.folder.is_dir():
+                raise OutputError(f"cannot write RGBA images to '{self.folder}': it is a file")
+            if any(self.folder.iterdir()):
+                raise OutputError(f"RGBA folder '{self.folder}' is not empty: choose a new folder or empty it")
+        parent = self.folder.parent if str(self.folder.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"cannot write '{self.folder}': folder '{parent}' does not exist")
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=str(parent)))
+
+    def write(self, frame: Frame) -> None:
+        import cv2
+        import numpy as np
+
+        alpha = _alpha(frame)
+        rgb = frame.metadata.get("foreground", frame.image).numpy()
+        a = np.floor(alpha.clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+        bgra = np.dstack([rgb[..., 2], rgb[..., 1], rgb[..., 0], a])
+        path = self._tmp / f"{frame.index:06d}.png"
+        if not cv2.imwrite(str(path), bgra):
+            raise OutputError(f"could not write '{path.name}' (disk full?)")
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self.frames_written == 0:
+            self.abort()
+            raise InputError("no frames reached the RGBA writer; nothing was written")
+        if self.folder.exists():
+            self.folder.rmdir()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o777 & ~umask)
+        os.replace(self._tmp, self.folder)
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is not None and self._tmp.exists():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
+
+
+class TeeSink(Sink):
+    """Several sinks behind one: opened in order (undone if one fails), each gets every frame."""
+
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = sinks
+        self.name = "+".join(getattr(s, "name", "sink") for s in sinks)
+
+    @property
+    def output(self) -> str | None:
+        outs = [s.output for s in self.sinks if s.output]
+        return ", ".join(outs) if outs else None
+
+    def open(self, info: StreamInfo) -> None:
+        opened = []
+        try:
+            for sink in self.sinks:
+                sink.open(info)
+                opened.append(sink)
+        except BaseException:
+            for sink in opened:
+                sink.abort()
+            raise
+
+    def write(self, frame: Frame) -> None:
+        for sink in self.sinks:
+            sink.write(frame)
+
+    def close(self) -> None:
+        closed = 0
+        try:
+            for sink in self.sinks:
+                sink.close()
+                closed += 1
+        except BaseException:
+            for sink in self.sinks[closed + 1:]:
+                sink.abort()
+            raise
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.abort()
+            except Exception:  # noqa: BLE001 - abort everything we can
+                pass
+
+
+def _alpha(frame: Frame):
+    alpha = frame.metadata.get("alpha")
+    if alpha is None:
+        raise InputError(f"frame {frame.index} carries no alpha: a matting stage must run before this sink")
+    return alpha
+
+
+def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
+    """The pipeline for a job: source -> matte stage -> outputs, all edges `block`."""
+    from neuralframe.generate.matting.effects import MatteStage, parse_background
+    from neuralframe.streaming.pipeline import Pipeline
+    from neuralframe.streaming.sinks import parse_sink
+    from neuralframe.streaming.sources import VideoFileSource, parse_source
+
+    if not (job.out or job.alpha or job.rgba):
+        raise InputError("nothing to write: give -o OUT.mp4, --alpha ALPHA.mp4 or --rgba DIR")
+    if job.frames is not None and job.frames <= 0:
+        raise InputError(f"--frames must be positive, got {job.frames}")
+    text = job.input.strip()
+    if text == "pattern" or text.startswith("webcam"):
+        raise InputError(f"'{job.input}' is live or synthetic: `matte` takes a video file or an image folder "
+                         "(use `neuralframe stream` for a webcam)")
+    source = parse_source(text, frames=job.frames, fps=job.fps)
+    if not isinstance(source, VideoFileSource) and not Path(text).is_dir():
+        raise InputError(f"input '{job.input}' must be a video file or an image folder")
+    sinks: list[Sink] = []
+    if job.out:
+        sinks.append(parse_sink(job.out, fps=job.fps))
+    if job.alpha:
+        sinks.append(AlphaSink(parse_sink(job.alpha, fps=job.fps)))
+    if job.rgba:
+        sinks.append(RgbaFolderSink(job.rgba))
+    stage = MatteStage(parse_background(job.background, job.matte.impl), job.matte, name="matte")
+    sink = sinks[0] if len(sinks) == 1 else TeeSink(sinks)
+    return Pipeline(source, [stage], sink, policy="block", max_frames=job.frames, on_frame=on_frame)
+
+
+def run(job: MatteJob, progress: bool = True):
+    """Run a matting job to the end with a progress bar; returns the pipeline report."""
+    from neuralframe.console import progress_bar
+
+    holder: list = []
+    pipeline = build(job, on_frame=lambda frame: holder[0].advance() if holder else None)
+    pipeline.start()
+    total = pipeline.info.frames if pipeline.info else None
+    if job.frames is not None:
+        total = min(total, job.frames) if total else job.frames
+    with progress_bar(f"matte {Path(job.input).name}", total, enabled=progress) as bar:
+        holder.append(bar)
+        return pipeline.wait()

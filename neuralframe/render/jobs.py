@@ -1,0 +1,144 @@
+"""Offline rendering of camera paths through the frame pipeline (`neuralframe render`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.pipeline import Source, Stage
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """What `neuralframe render` renders.
+
+    Args:
+        path: "orbit" (all around the scene centre), "arc" (a sweep of +-`arc_deg` around the start view,
+            there and back: for captured scenes only seen from one side), or a JSON file of cameras
+            ({"viewmat", "K", "width", "height"} objects).
+        frames: number of frames (for a JSON path with fewer cameras, the path is interpolated).
+        width, height: output size for the orbit (a JSON path keeps its cameras' size).
+        fps: frame rate of the video.
+        fov_x: field of view of the orbit, degrees.
+        elevation: orbit elevation, degrees.
+        impl: renderer implementation.
+    """
+
+    path: str = "orbit"
+    frames: int = 120
+    width: int = 960
+    height: int = 540
+    fps: float = 30.0
+    fov_x: float = 60.0
+    elevation: float = 15.0
+    impl: str = "auto"
+    arc_deg: float = 15.0
+
+
+def path_cameras(scene, settings: PathSettings) -> list:
+    """The cameras of a path: an orbit around the scene centre, or a JSON list (interpolated to `frames`)."""
+    from neuralframe.render.camera import interpolate
+    from neuralframe.render.scene import frame_bounds
+
+    if settings.frames <= 0:
+        raise InputError(f"--frames must be positive, got {settings.frames}")
+    if settings.path == "arc":
+        return _arc(scene, settings)
+    if settings.path == "orbit":
+        bounds = scene.bounds()
+        start = frame_bounds(bounds, settings.width, settings.height, settings.fov_x, scene.up,
+                             elevation_deg=settings.elevation)
+        distance = float(torch.linalg.norm(start.position - torch.as_tensor(bounds.center, dtype=torch.float64)))
+        from neuralframe.render.camera import orbit
+
+        return orbit(bounds.center, distance, settings.frames, start.K, settings.width, settings.height,
+                     elevation_deg=settings.elevation, up=scene.up, near=start.near)
+    from neuralframe.viewer.app import camera_from_json
+
+    cameras = camera_from_json(settings.path)
+    if len(cameras) == settings.frames:
+        return cameras
+    if len(cameras) == 1:
+        return cameras * settings.frames
+    return interpolate(cameras, settings.frames)
+
+
+def _arc(scene, settings: PathSettings) -> list:
+    """Cameras swinging +-arc_deg around the scene centre from the start view, and back."""
+    import math
+
+    from neuralframe.viewer.controls import OrbitControls
+
+    start = scene.initial_camera(settings.width, settings.height, settings.fov_x)
+    controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
+    base = controls.state.azimuth
+    cams = []
+    for i in range(settings.frames):
+        phase = math.sin(2.0 * math.pi * i / settings.frames)
+        controls.pinned = None
+        controls.state = controls.start.__class__(**{**controls.start.__dict__, "azimuth": base + settings.arc_deg * phase})
+        cams.append(controls.camera(settings.width, settings.height))
+    return cams
+
+
+class CameraPathSource(Source):
+    """One frame per camera of a path; the frame carries the camera, the render stage draws it."""
+
+    name = "path"
+
+    def __init__(self, cameras: list, fps: float = 30.0):
+        if not cameras:
+            raise InputError("the camera path is empty")
+        self.cameras = cameras
+        self.fps = fps
+        self._i = 0
+
+    def open(self) -> StreamInfo:
+        c = self.cameras[0]
+        return StreamInfo(width=c.width, height=c.height, fps=self.fps, frames=len(self.cameras), name="camera path")
+
+    def read(self) -> Frame | None:
+        if self._i >= len(self.cameras):
+            return None
+        frame = Frame(torch.empty((0, 0, 3), dtype=torch.uint8), self._i, self._i / self.fps,
+                      metadata={"camera": self.cameras[self._i]})
+        self._i += 1
+        return frame
+
+
+class SceneRenderStage(Stage):
+    """Renders the frame's camera into its image (uint8 RGB)."""
+
+    name = "render"
+
+    def __init__(self, scene, impl: str = "auto"):
+        self.scene = scene
+        self.impl = impl
+
+    def process(self, frame: Frame) -> Frame:
+        t0 = time.perf_counter()
+        out = self.scene.render(frame.metadata["camera"], impl=self.impl)
+        image = torch.from_numpy(out.to_uint8())
+        return frame.replace(image=image, metadata={**frame.metadata, "render_ms": 1000 * (time.perf_counter() - t0)})
+
+
+def render_path(scene, settings: PathSettings, out: str | Path, progress: bool = True):
+    """Render a camera path of `scene` into a video file; returns the pipeline report."""
+    from neuralframe.console import progress_bar
+    from neuralframe.streaming import Pipeline
+    from neuralframe.streaming.sinks import parse_sink
+
+    cameras = path_cameras(scene, settings)
+    holder: list = []
+    pipeline = Pipeline(CameraPathSource(cameras, settings.fps), [SceneRenderStage(scene, settings.impl)],
+                        parse_sink(str(out), fps=settings.fps),
+                        on_frame=lambda f: holder[0].advance() if holder else None)
+    pipeline.start()
+    with progress_bar(f"render {scene.name}", len(cameras), enabled=progress) as bar:
+        holder.append(bar)
+        return pipeline.wait()

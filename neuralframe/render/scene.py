@@ -1,0 +1,282 @@
+"""Scenes: what the viewer and `neuralframe render` draw, whatever the renderer behind them.
+
+    scene = open_scene("bike.ply")              # .ply / .splat / .spz today; NeRF checkpoints register here too
+    out = scene.render(camera)                  # RenderOutput(rgb, alpha, depth)
+    cam = scene.initial_camera(1280, 720)       # frames the whole scene
+
+A scene format registers an opener for its file extensions with `register_format`; the viewer never
+branches on the kind of scene.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from neuralframe.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from neuralframe.render.camera import Camera
+    from neuralframe.render.output import RenderOutput
+
+# World "up" for scenes in the OpenCV/COLMAP convention (y points down), which all bundled scenes use.
+DEFAULT_UP = (0.0, -1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A robust extent of a scene: its centre and a radius that holds most of it."""
+
+    center: tuple[float, float, float]
+    radius: float
+
+
+class Scene(Protocol):
+    name: str
+    kind: str  # "splat", "nerf"
+    up: tuple[float, float, float]
+
+    def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput": ...
+
+    def bounds(self) -> Bounds: ...
+
+    def initial_camera(self, width: int, height: int, fov_x_deg: float = 60.0) -> "Camera": ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def implementation(self, impl: str = "auto") -> str: ...
+
+
+def frame_bounds(bounds: Bounds, width: int, height: int, fov_x_deg: float = 60.0, up=DEFAULT_UP,
+                 azimuth_deg: float = 0.0, elevation_deg: float = 10.0) -> "Camera":
+    """A camera looking at the centre from far enough away that the bounding sphere fits the view."""
+    from neuralframe.render.camera import Camera, intrinsics
+
+    K = intrinsics(width, height, fov_x_deg)
+    fov_min = 2.0 * math.atan(0.5 * min(width, height) / float(K[0, 0]))
+    distance = 1.1 * bounds.radius / math.sin(fov_min / 2.0)
+    eye = orbit_eye(bounds.center, distance, azimuth_deg, elevation_deg, up)
+    near = max(1e-3, 0.01 * bounds.radius)
+    return Camera.look_at(eye, bounds.center, K, width, height, up=up, near=near)
+
+
+def orbit_eye(center, distance: float, azimuth_deg: float, elevation_deg: float, up=DEFAULT_UP):
+    """The eye position at (azimuth, elevation, distance) around `center`; azimuth 0 is on the -z side
+    (in front of the scene for cameras looking along +z), as `camera.orbit` places it."""
+    import torch
+
+    c = torch.as_tensor(center, dtype=torch.float64)
+    u, a, b = orbit_basis(up)
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    direction = math.cos(el) * (math.cos(az) * b + math.sin(az) * a) + math.sin(el) * u
+    return c + distance * direction
+
+
+def orbit_basis(up=DEFAULT_UP):
+    """(up, a, b): unit `up` and an orthonormal basis (a, b) of the plane orthogonal to it, with b the
+    direction of azimuth 0 (towards -z where possible) and a the direction of azimuth 90."""
+    import torch
+
+    u = torch.as_tensor(up, dtype=torch.float64)
+    u = u / torch.linalg.norm(u)
+    ref = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
+    if abs(float(ref @ u)) > 0.99:
+        ref = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    b = ref - (ref @ u) * u
+    b = b / torch.linalg.norm(b)
+    return u, torch.linalg.cross(u, b), b
+
+
+class SplatScene:
+    """A Gaussian-splat scene file (.ply, .splat, .spz) rendered by `splat.rasterize`."""
+
+    kind = "splat"
+
+    def __init__(self, gaussians, name: str, up=DEFAULT_UP, cameras: list | None = None):
+        self.gaussians = gaussians
+        self.name = name
+        self.up = tuple(up)
+        self.cameras = list(cameras or [])  # the capture's cameras, when the scene came with them
+        self._bounds: Bounds | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> "SplatScene":
+        from neuralframe.render import splat
+
+        return cls(splat.load(path), path.name, cameras=load_scene_cameras(path))
+
+    def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput":
+        from neuralframe.render import splat
+
+        return splat.rasterize(self.gaussians, camera, background=background, impl=impl)
+
+    def implementation(self, impl: str = "auto") -> str:
+        from neuralframe.render import splat
+
+        return splat.rasterize_op.name_for(impl, self.gaussians.device)
+
+    def bounds(self) -> Bounds:
+        if self._bounds is None:
+            self._bounds = robust_bounds(self.gaussians.means)
+        return self._bounds
+
+    def initial_camera(self, width: int, height: int, fov_x_deg: float = 60.0) -> "Camera":
+        """The first capture camera (fitted to the window) when the scene has cameras, else a framing view."""
+        if self.cameras:
+            return fit_camera(self.cameras[0], width, height)
+        return frame_bounds(self.bounds(), width, height, fov_x_deg, self.up)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "splat", "name": self.name, "gaussians": self.gaussians.n,
+                "sh_degree": self.gaussians.sh_degree}
+
+
+def fit_camera(camera: "Camera", width: int, height: int) -> "Camera":
+    """The same view in a `width` x `height` window: focal length scaled to keep the vertical field of
+    view, principal point centred (wider windows see more at the sides, nothing is stretched)."""
+    import torch
+
+    from neuralframe.render.camera import Camera
+
+    if (width, height) == (camera.width, camera.height):
+        return camera
+    s = height / camera.height
+    K = torch.tensor([[camera.fx * s, 0.0, width / 2.0], [0.0, camera.fy * s, height / 2.0], [0.0, 0.0, 1.0]],
+                     dtype=torch.float64)
+    return Camera(camera.viewmat, K, width, height, camera.near, camera.far)
+
+
+def load_scene_cameras(path: Path) -> list:
+    """Cameras stored beside a scene: `NAME.cameras.json` (neuralframe's {viewmat, K, width, height} list)
+    or `cameras.json` in the INRIA 3DGS layout ({position, rotation (camera-to-world), fx, fy, width,
+    height} per camera). A broken camera file is an error naming it; no file means no cameras."""
+    import json
+
+    import torch
+
+    from neuralframe.render.camera import Camera
+
+    own = path.with_name(f"{path.stem}.cameras.json")
+    inria = path.parent / "cameras.json"
+    source = own if own.is_file() else inria if inria.is_file() else None
+    if source is None:
+        return []
+    try:
+        items = json.loads(source.read_text())
+        if isinstance(items, dict):
+            items = [items]
+        cams = []
+        for item in items:
+            if "viewmat" in item:
+                cams.append(Camera(item["viewmat"], item["K"], int(item["width"]), int(item["height"]),
+                                   near=float(item.get("near", 0.01))))
+            else:
+                c2w = torch.eye(4, dtype=torch.float64)
+                c2w[:3, :3] = torch.tensor(item["rotation"], dtype=torch.float64)
+                c2w[:3, 3] = torch.tensor(item["position"], dtype=torch.float64)
+                w, h = int(item["width"]), int(item["height"])
+                K = [[float(item["fx"]), 0.0, w / 2.0], [0.0, float(item["fy"]), h / 2.0], [0.0, 0.0, 1.0]]
+                cams.append(Camera.from_c2w(c2w, K, w, h))
+        return cams
+    except InputError as error:
+        raise InputError(f"camera file '{source}': {error}") from None
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
+        raise InputError(f"camera file '{source}' is not a list of cameras ({type(error).__name__}: {error})") from None
+
+
+def robust_bounds(points: "torch.Tensor") -> Bounds:  # points [N, 3]
+    """Centre = per-axis median; radius = the 95th percentile of distances (stray splats ignored)."""
+    import torch
+
+    if points.numel() == 0:
+        raise InputError("the scene is empty: nothing to frame")
+    pts = points.detach().float().cpu()
+    if pts.shape[0] > 200_000:
+        pts = pts[torch.randperm(pts.shape[0], generator=torch.Generator().manual_seed(0))[:200_000]]
+    center = pts.median(dim=0).values
+    dist = torch.linalg.norm(pts - center, dim=1)
+    radius = float(torch.quantile(dist, 0.95)) if dist.numel() > 1 else 1.0
+    return Bounds(tuple(float(v) for v in center), max(radius, 1e-3))
+
+
+_FORMATS: dict[str, Callable[[Path], Any]] = {}
+
+
+def register_format(extensions: tuple[str, ...], opener: Callable[[Path], Any]) -> None:
+    """Let `open_scene` open files with these extensions (".ply", ...) through `opener(path)`."""
+    for ext in extensions:
+        _FORMATS[ext.lower()] = opener
+
+
+register_format((".ply", ".splat", ".spz"), SplatScene.load)
+
+
+class NerfScene:
+    """A hash-grid NeRF checkpoint (.safetensors from `neuralframe train nerf`) rendered by `nerf.render`.
+
+    NeRF-synthetic worlds are z-up (Blender), so the viewer orbits around +z.
+    """
+
+    kind = "nerf"
+
+    def __init__(self, field, name: str, up=(0.0, 0.0, 1.0)):
+        self.field = field
+        self.name = name
+        self.up = tuple(up)
+        self.cameras: list = []
+
+    @classmethod
+    def load(cls, path: Path) -> "NerfScene":
+        from neuralframe.render.nerf import load_field
+
+        return cls(load_field(path), path.name)
+
+    def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput":
+        from neuralframe.render import nerf
+
+        return nerf.render(self.field, camera, impl=impl, background=background)
+
+    def implementation(self, impl: str = "auto") -> str:
+        from neuralframe.backend import dispatch
+
+        return dispatch.op("nerf.hashgrid").name_for(impl, "cpu")
+
+    def bounds(self) -> Bounds:
+        box = [float(v) for v in self.field.config.aabb]
+        center = tuple((box[i] + box[i + 3]) / 2.0 for i in range(3))
+        # the object fills the box's inscribed sphere more than its corners
+        radius = 0.5 * min(box[i + 3] - box[i] for i in range(3))
+        return Bounds(center, radius)
+
+    def initial_camera(self, width: int, height: int, fov_x_deg: float = 40.0) -> "Camera":
+        return frame_bounds(self.bounds(), width, height, fov_x_deg, self.up, elevation_deg=25.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "nerf", "name": self.name,
+                "parameters": int(sum(p.numel() for p in self.field.parameters()))}
+
+
+register_format((".safetensors",), NerfScene.load)
+
+
+def open_scene(path: str | Path) -> Scene:
+    """Open a scene file by its extension; a clear error for a missing file or an unknown format."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"scene '{p}' does not exist")
+    if p.is_dir():
+        raise InputError(f"scene '{p}' is a folder: give a .ply, .splat, .spz or NeRF .safetensors file")
+    opener = _FORMATS.get(p.suffix.lower())
+    if opener is None:
+        known = ", ".join(sorted(_FORMATS))
+        raise InputError(f"scene '{p}' has an unknown format '{p.suffix}': neuralframe opens {known}")
+    return opener(p)
+
+
+def default_scene_path() -> Path:
+    """The bundled motorcycle scene."""
+    return Path(__file__).resolve().parents[2] / "assets" / "scenes" / "motorcycle.ply"

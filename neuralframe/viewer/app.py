@@ -1,0 +1,403 @@
+"""The desktop viewer: a pyglet window over any scene, fed by the render pipeline.
+
+The UI thread handles input, submits view requests and draws the newest finished frame at the
+display's rate; rendering runs on the pipeline's render thread (see `viewer.stage`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from neuralframe.errors import InputError, MissingDependencyError, NeuralframeError, OutputError
+from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls
+from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequest
+
+
+RENDER_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class ViewerSettings:
+    """How the viewer opens.
+
+    Args:
+        width, height: window size (a `camera` sets it to the camera's size).
+        target_fps: adaptive resolution holds this frame rate while the camera moves.
+        min_scale: the lowest render scale adaptive resolution may use.
+        impl: renderer implementation.
+        hud: show the overlay at start (H toggles it).
+        screenshot: save the window's pixels here once the full-resolution frame is drawn, then exit.
+        camera: start at exactly this camera instead of framing the scene.
+        max_seconds: close after this long (benchmarks, tests).
+        fov_x: horizontal field of view in degrees when framing the scene.
+    """
+
+    width: int = 1280
+    height: int = 720
+    target_fps: float = 30.0
+    min_scale: float = 0.2
+    impl: str = "auto"
+    hud: bool = True
+    screenshot: str | None = None
+    camera: Any = None
+    max_seconds: float | None = None
+    fov_x: float = 60.0
+
+
+@dataclass
+class ViewerStats:
+    """What happened in a viewer session (benchmarks and tests read it)."""
+
+    draws: int = 0
+    frames_shown: int = 0
+    render_ms: list[float] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+    input_latency_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    screenshot: str | None = None
+    implementation: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        def med(v):
+            return float(np.median(v)) if v else 0.0
+        return {
+            "seconds": round(self.seconds, 3),
+            "draws": self.draws,
+            "frames_shown": self.frames_shown,
+            "fps_displayed": round(self.frames_shown / self.seconds, 2) if self.seconds else 0.0,
+            "render_ms_median": round(med(self.render_ms), 2),
+            "scale_median": round(med(self.scales), 3),
+            "input_latency_ms_p95": round(float(np.percentile(self.input_latency_ms, 95)), 2)
+            if self.input_latency_ms else 0.0,
+            "implementation": self.implementation,
+        }
+
+
+def require_display() -> None:
+    from neuralframe.backend.device import has_display
+
+    if not has_display():
+        raise MissingDependencyError(
+            "no display found (DISPLAY is not set): use 'neuralframe render SCENE -o out.mp4' to render a "
+            "video instead, or run the viewer under xvfb-run"
+        )
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write uint8 [H, W, 3] RGB to a PNG through a temporary name."""
+    import cv2
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write '{path}': folder '{parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.png", dir=str(parent))
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"could not write '{path}'")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class ViewerApp:
+    """A window on a scene. `run()` blocks until the window closes and returns the session's stats.
+
+    Args:
+        scene: a `neuralframe.render.scene.Scene`.
+        settings: window and rendering settings.
+        render_fn: replaces the scene's renderer (tests inject a slow one).
+        script: `[(seconds, fn(app))]` run at those times after the first frame (tests, benchmarks).
+    """
+
+    def __init__(self, scene, settings: ViewerSettings = ViewerSettings(),
+                 render_fn: Callable[..., Any] | None = None,
+                 script: list[tuple[float, Callable[["ViewerApp"], None]]] | None = None):
+        self.scene = scene
+        self.settings = settings
+        if settings.camera is not None:
+            w, h = settings.camera.width, settings.camera.height
+            start = settings.camera
+        else:
+            w, h = settings.width, settings.height
+            start = scene.initial_camera(w, h, settings.fov_x)
+        self.controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
+        self.size = (w, h)
+        # Renders get 60% of the frame time: the rest goes to colourising, texture upload and drawing, and
+        # input latency is up to two renders long (the one in flight, then the one that sees the input).
+        self.adaptive = AdaptiveResolution(RENDER_SHARE * 1000.0 / settings.target_fps, settings.min_scale)
+        self.render_fn = render_fn
+        self.script = sorted(script or [], key=lambda s: s[0])
+        self.mode = "rgb"
+        self.hud_visible = settings.hud
+        self.stats = ViewerStats()
+        self.window = None
+        self.error: BaseException | None = None
+        self._texture = None
+        self._shown: dict[str, Any] | None = None
+        self._last_request: tuple | None = None
+        self._pending_inputs: list[tuple[int, float]] = []  # (controls version, time of the input)
+        self._serial = 0
+        self._t_start = 0.0
+        self._t_first = None
+
+    # ---- input (also called by scripts and tests, exactly as the window's events do) ----
+    def _input(self, change: Callable[[], None]) -> None:
+        before = self.controls.version
+        change()
+        if self.controls.version != before:
+            self._pending_inputs.append((self.controls.version, time.perf_counter()))
+
+    def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers):
+        from pyglet.window import key, mouse
+
+        if buttons & mouse.LEFT and not modifiers & key.MOD_SHIFT:
+            self._input(lambda: self.controls.orbit(dx, dy))
+        elif buttons & (mouse.RIGHT | mouse.MIDDLE) or (buttons & mouse.LEFT and modifiers & key.MOD_SHIFT):
+            self._input(lambda: self.controls.pan(dx, dy))
+
+    def on_mouse_scroll(self, x, y, scroll_x, scroll_y):
+        self._input(lambda: self.controls.zoom(scroll_y))
+
+    def on_key_press(self, symbol, modifiers):
+        from pyglet.window import key
+
+        if symbol == key.ESCAPE:
+            self.close()
+            return True  # handled: pyglet's default would close without our shutdown
+        if symbol == key.R:
+            self._input(self.controls.reset)
+        elif symbol == key.H:
+            self.hud_visible = not self.hud_visible
+        elif symbol in (key._1, key._2, key._3, key.NUM_1, key.NUM_2, key.NUM_3):
+            index = {key._1: 0, key._2: 1, key._3: 2, key.NUM_1: 0, key.NUM_2: 1, key.NUM_3: 2}[symbol]
+            self.mode = MODES[index]
+        elif symbol in (key.PLUS, key.EQUAL, key.NUM_ADD):
+            self._input(lambda: self.controls.change_fov(-5.0))
+        elif symbol in (key.MINUS, key.NUM_SUBTRACT):
+            self._input(lambda: self.controls.change_fov(5.0))
+        elif symbol == key.P:
+            name = time.strftime("neuralframe-%Y%m%d-%H%M%S.png")
+            self.stats.screenshot = str(save_png(self.read_pixels(), name))
+
+    def on_resize(self, width, height):
+        self.controls.resize(width, height)
+
+    # ---- the loop ----
+    def _tick(self, dt: float) -> None:
+        if not self.pipeline.running:
+            self.close()
+            return
+        keys = self._keys
+        from pyglet.window import key
+
+        fwd = keys[key.W] - keys[key.S]
+        right = keys[key.D] - keys[key.A]
+        up = keys[key.E] - keys[key.Q]
+        if fwd or right or up:
+            self._input(lambda: self.controls.fly(fwd, right, up, dt))
+        self._submit()
+        self._take_frame()
+        now = time.perf_counter()
+        while self.script and self._t_first is not None and now - self._t_first >= self.script[0][0]:
+            _, fn = self.script.pop(0)
+            fn(self)
+        if self.settings.max_seconds is not None and now - self._t_start >= self.settings.max_seconds:
+            self.close()
+
+    def _submit(self) -> None:
+        scale = self.adaptive.scale(self.controls.last_change)
+        key_ = (self.controls.version, round(scale, 3), self.mode)
+        if key_ == self._last_request:
+            return
+        self._last_request = key_
+        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, self.controls.version)
+        self.requests.submit(request)
+
+    def _take_frame(self) -> None:
+        import pyglet
+
+        frame, serial = self.sink.latest()
+        if frame is None or serial == self._serial:
+            return
+        self._serial = serial
+        image = frame.image.numpy()
+        h, w = image.shape[:2]
+        data = pyglet.image.ImageData(w, h, "RGB", image.tobytes(), pitch=-w * 3)
+        self._texture = data.get_texture()
+        meta = frame.metadata
+        self._shown = meta
+        self.stats.frames_shown += 1
+        self.stats.render_ms.append(meta["render_ms"])
+        self.stats.scales.append(meta["scale"])
+        self.adaptive.observe(meta["render_ms"], meta["scale"])
+        if self._t_first is None:
+            self._t_first = time.perf_counter()
+        self.window.invalid = True
+        version = meta["request"].version
+        now = time.perf_counter()
+        still = []
+        for v, t in self._pending_inputs:
+            if v <= version:
+                self.stats.input_latency_ms.append(1000.0 * (now - t))
+            else:
+                still.append((v, t))
+        self._pending_inputs = still
+
+    def on_draw(self):
+        win = self.window
+        win.clear()
+        if self._texture is not None:
+            self._texture.blit(0, 0, width=win.width, height=win.height)
+        self.stats.draws += 1
+        if self.hud_visible and self._shown is not None:
+            self._draw_hud()
+        if self.settings.screenshot and self._full_frame_shown():
+            self.stats.screenshot = str(save_png(self.read_pixels(), self.settings.screenshot))
+            self.close()
+
+    def _full_frame_shown(self) -> bool:
+        meta = self._shown
+        return (meta is not None and meta["scale"] >= 1.0 and meta["request"].version == self.controls.version
+                and meta["request"].mode == self.mode)
+
+    def _draw_hud(self) -> None:
+        meta = self._shown
+        cam = meta["camera"]
+        elapsed = max(time.perf_counter() - self._t_start, 1e-6)
+        recent = self.stats.render_ms[-30:]
+        fps = 1000.0 / max(float(np.mean(recent)), 1e-3) if recent else 0.0
+        desc = self.scene.describe()
+        count = desc.get("gaussians") or desc.get("parameters") or ""
+        lines = [
+            f"{fps:5.1f} FPS   render {meta['render_ms']:6.1f} ms",
+            f"{cam.width}x{cam.height}  scale {meta['scale']:.2f}",
+            f"{desc.get('kind', '')} {count:,}" if isinstance(count, int) else f"{desc.get('kind', '')}",
+            f"impl {self.stats.implementation}   view {self.mode}",
+            f"up {elapsed:5.0f} s   H: hide  1/2/3: rgb/depth/alpha",
+        ]
+        self._hud_label.text = "\n".join(lines)
+        self._hud_box.height = self._hud_label.content_height + 12
+        self._hud_box.y = self.window.height - self._hud_box.height - 6
+        self._hud_label.y = self.window.height - 12
+        self._hud_box.draw()
+        self._hud_label.draw()
+
+    def read_pixels(self) -> np.ndarray:
+        """The window's current colour buffer as uint8 [H, W, 3] RGB, top row first."""
+        import pyglet
+
+        buffer = pyglet.image.get_buffer_manager().get_color_buffer().get_image_data()
+        raw = np.frombuffer(buffer.get_data("RGB", buffer.width * 3), dtype=np.uint8)
+        return np.ascontiguousarray(raw.reshape(buffer.height, buffer.width, 3)[::-1])
+
+    def close(self) -> None:
+        if self.window is not None and not getattr(self, "_closing", False):
+            self._closing = True
+            import pyglet
+
+            self.requests.shutdown()
+            pyglet.app.exit()
+
+    def run(self) -> ViewerStats:
+        """Open the window and run until it closes; raises the render pipeline's error if it failed."""
+        require_display()
+        import pyglet
+
+        from neuralframe.streaming import Pipeline
+        from neuralframe.streaming.sinks import LatestFrameSink
+
+        self.requests = RequestSource(*self.size)
+        self.sink = LatestFrameSink()
+        self.stats.implementation = self.scene.implementation(self.settings.impl)
+        self.pipeline = Pipeline(self.requests, [RenderStage(self.scene, self.settings.impl, self.render_fn)],
+                                 self.sink, policy="latest")
+        try:
+            config = pyglet.gl.Config(double_buffer=True)
+            self.window = pyglet.window.Window(*self.size, caption=f"neuralframe - {self.scene.name}",
+                                               resizable=self.settings.camera is None and not self.settings.screenshot,
+                                               config=config, vsync=False)
+        except pyglet.window.NoSuchDisplayException as error:
+            raise MissingDependencyError(f"cannot open a window ({error}): use 'neuralframe render' instead") from None
+        except Exception as error:  # no OpenGL context (headless GL drivers missing)
+            raise MissingDependencyError(
+                f"cannot open an OpenGL window ({type(error).__name__}: {error}); use 'neuralframe render' instead"
+            ) from None
+        win = self.window
+        self._keys = pyglet.window.key.KeyStateHandler()
+        win.push_handlers(self._keys)
+        win.push_handlers(on_draw=self.on_draw, on_mouse_drag=self.on_mouse_drag,
+                          on_mouse_scroll=self.on_mouse_scroll, on_key_press=self.on_key_press,
+                          on_resize=self.on_resize, on_close=self._on_close)
+        self._hud_box = pyglet.shapes.Rectangle(6, 0, 330, 10, color=(0, 0, 0, 150))
+        self._hud_label = pyglet.text.Label("", x=12, y=0, width=320, multiline=True, anchor_y="top",
+                                            font_size=10, color=(255, 255, 255, 255))
+        self._t_start = time.perf_counter()
+        self.pipeline.start()
+        pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
+        try:
+            pyglet.app.run(1.0 / 60.0)
+        finally:
+            pyglet.clock.unschedule(self._tick)
+            self.requests.shutdown()
+            try:
+                self.pipeline.wait()
+            finally:
+                win.close()
+                self.window = None
+            self.stats.seconds = time.perf_counter() - self._t_start
+        return self.stats
+
+    def _on_close(self):
+        self.close()
+        return True
+
+
+def camera_from_json(path: str | os.PathLike):
+    """A camera from a JSON file: {"viewmat": 4x4, "K": 3x3, "width": W, "height": H} (a list: the first)."""
+    import json
+
+    from neuralframe.render.camera import Camera
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"camera file '{p}' does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"camera file '{p}' is not valid JSON ({error})") from None
+    items = data if isinstance(data, list) else [data]
+    return [camera_from_dict(item, f"{p.name}[{i}]") for i, item in enumerate(items)]
+
+
+def camera_from_dict(item: dict, where: str):
+    from neuralframe.render.camera import Camera
+
+    if not isinstance(item, dict):
+        raise InputError(f"camera {where} must be an object with viewmat, K, width and height")
+    missing = [k for k in ("viewmat", "K", "width", "height") if k not in item]
+    if missing:
+        raise InputError(f"camera {where} is missing {', '.join(missing)}")
+    try:
+        return Camera(item["viewmat"], item["K"], int(item["width"]), int(item["height"]),
+                      near=float(item.get("near", 0.01)), far=float(item.get("far", 1e10)))
+    except NeuralframeError as error:
+        raise InputError(f"camera {where}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise InputError(f"camera {where}: {error}") from None
+
+
+def camera_to_dict(camera) -> dict:
+    return {"viewmat": camera.viewmat.tolist(), "K": camera.K.tolist(), "width": camera.width,
+            "height": camera.height, "near": camera.near, "far": camera.far}

@@ -1,0 +1,183 @@
+"""Camera controls and adaptive resolution: plain state and arithmetic, no window.
+
+`OrbitControls` turns mouse and key input into a camera the way web splat viewers do: left drag
+orbits around a target, right/middle (or shift+left) drag pans, the wheel zooms, WASD/QE fly, R resets,
++/- change the field of view. `AdaptiveResolution` picks the render scale: while the camera moves it
+holds a target frame time, and shortly after it stops it asks for full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from neuralframe.render.camera import Camera, intrinsics, look_at
+from neuralframe.render.scene import DEFAULT_UP, Bounds, orbit_basis, orbit_eye
+
+
+@dataclass(frozen=True)
+class OrbitState:
+    target: tuple[float, float, float]
+    azimuth: float  # degrees; 0 looks along +z
+    elevation: float  # degrees, in [-89, 89]
+    distance: float
+    fov_x: float  # degrees
+
+
+class OrbitControls:
+    """Orbit / pan / zoom / fly camera state for a window of `width` x `height` pixels.
+
+    Args:
+        start: the initial state (R returns to it).
+        up: the scene's world up.
+        scale: the scene's size (its radius): pan and fly speeds are relative to it.
+    """
+
+    ORBIT_DEG_PER_PX = 0.3
+    ZOOM_PER_NOTCH = 0.9
+    FLY_RADII_PER_S = 0.6
+
+    def __init__(self, start: OrbitState, width: int, height: int, up=DEFAULT_UP, scale: float = 1.0):
+        self.start = start
+        self.state = start
+        self.width, self.height = int(width), int(height)
+        self.up = tuple(up)
+        self.scale = float(scale)
+        self.version = 0  # grows with every change, so a render can be matched to the input behind it
+        self.last_change = 0.0
+        self.pinned: Camera | None = None  # an exact camera to show until the first input moves away from it
+        self.start_camera: Camera | None = None  # what R returns to, when the start was an exact camera
+
+    @classmethod
+    def framing(cls, bounds: Bounds, width: int, height: int, fov_x: float = 60.0, up=DEFAULT_UP,
+                elevation: float = 10.0) -> "OrbitControls":
+        """Controls whose start view shows the whole scene."""
+        K = intrinsics(width, height, fov_x)
+        fov_min = 2.0 * math.atan(0.5 * min(width, height) / float(K[0, 0]))
+        distance = 1.1 * bounds.radius / math.sin(fov_min / 2.0)
+        return cls(OrbitState(bounds.center, 0.0, elevation, distance, fov_x), width, height, up, bounds.radius)
+
+    @classmethod
+    def from_camera(cls, camera: Camera, bounds: Bounds, up=DEFAULT_UP) -> "OrbitControls":
+        """Controls that start at a given camera, orbiting the point it looks at (at the scene's depth)."""
+        R = camera.R
+        forward = R[2]  # camera z axis in world coordinates
+        eye = camera.position
+        center = torch.as_tensor(bounds.center, dtype=torch.float64)
+        depth = max(float((center - eye) @ forward), 0.1 * bounds.radius)
+        target = eye + depth * forward
+        u, a, b = orbit_basis(up)
+        d = (eye - target) / depth
+        elevation = math.degrees(math.asin(max(-1.0, min(1.0, float(d @ u)))))
+        azimuth = math.degrees(math.atan2(float(d @ a), float(d @ b)))
+        fov = math.degrees(camera.fov_x)
+        state = OrbitState(tuple(float(v) for v in target), azimuth, elevation, depth, fov)
+        controls = cls(state, camera.width, camera.height, up, bounds.radius)
+        controls.pinned = controls.start_camera = camera
+        return controls
+
+    # ---- the camera ----
+    def camera(self, width: int | None = None, height: int | None = None) -> Camera:
+        w, h = width or self.width, height or self.height
+        if self.pinned is not None:
+            return self.pinned if (w, h) == (self.pinned.width, self.pinned.height) else self.pinned.resized(w, h)
+        s = self.state
+        eye = orbit_eye(s.target, s.distance, s.azimuth, s.elevation, self.up)
+        K = intrinsics(w, h, s.fov_x)
+        near = max(1e-3, 1e-3 * s.distance)
+        return Camera(look_at(eye, s.target, self.up), K, w, h, near=near)
+
+    def _set(self, state: OrbitState) -> None:
+        if state != self.state or self.pinned is not None:
+            self.pinned = None
+            self.state = state
+            self.version += 1
+            self.last_change = time.perf_counter()
+
+    # ---- input ----
+    def orbit(self, dx: float, dy: float) -> None:
+        """Drag by (dx, dy) pixels (pyglet: y up): right turns the view around the target, up raises it."""
+        s = self.state
+        elevation = max(-89.0, min(89.0, s.elevation - dy * self.ORBIT_DEG_PER_PX))
+        self._set(replace(s, azimuth=(s.azimuth - dx * self.ORBIT_DEG_PER_PX) % 360.0, elevation=elevation))
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Drag the scene by (dx, dy) pixels: the target moves in the image plane."""
+        s = self.state
+        cam = self.camera()
+        per_px = 2.0 * s.distance * math.tan(math.radians(s.fov_x) / 2.0) / self.width
+        right, down = cam.R[0], cam.R[1]
+        # pyglet's dy is upward on screen; the camera's y axis points down
+        shift = (-dx * right + (-dy) * -down) * per_px
+        target = torch.as_tensor(s.target, dtype=torch.float64) + shift
+        self._set(replace(s, target=tuple(float(v) for v in target)))
+
+    def zoom(self, notches: float) -> None:
+        """Mouse wheel: positive notches move closer."""
+        s = self.state
+        distance = s.distance * self.ZOOM_PER_NOTCH ** notches
+        self._set(replace(s, distance=max(1e-3 * self.scale, min(1e3 * self.scale, distance))))
+
+    def fly(self, forward: float, right: float, up: float, dt: float) -> None:
+        """Move eye and target together (WASD/QE) for `dt` seconds at a speed relative to the scene."""
+        s = self.state
+        cam = self.camera()
+        speed = self.FLY_RADII_PER_S * self.scale * dt
+        u = torch.as_tensor(self.up, dtype=torch.float64)
+        move = (forward * cam.R[2] + right * cam.R[0] + up * u) * speed
+        target = torch.as_tensor(s.target, dtype=torch.float64) + move
+        self._set(replace(s, target=tuple(float(v) for v in target)))
+
+    def change_fov(self, delta_deg: float) -> None:
+        s = self.state
+        self._set(replace(s, fov_x=max(15.0, min(120.0, s.fov_x + delta_deg))))
+
+    def reset(self) -> None:
+        """Back to the start view (R)."""
+        if self.state != self.start or self.pinned is not self.start_camera:
+            self.state, self.pinned = self.start, self.start_camera
+            self.version += 1
+            self.last_change = time.perf_counter()
+
+    def resize(self, width: int, height: int) -> None:
+        if (width, height) != (self.width, self.height):
+            self.width, self.height = int(width), int(height)
+            self.version += 1
+            self.last_change = time.perf_counter()
+
+
+class AdaptiveResolution:
+    """Chooses the render scale: holds `target_ms` per frame while the camera moves, full resolution
+    once it has been still for `settle_s`.
+
+    The model is the one a rasterizer follows: time = fixed + per_pixel * scale^2. Both terms are
+    tracked from observed renders (exponential averages) and the moving scale solves for the target.
+    """
+
+    def __init__(self, target_ms: float = 33.0, min_scale: float = 0.2, settle_s: float = 0.2):
+        self.target_ms = float(target_ms)
+        self.min_scale = float(min_scale)
+        self.settle_s = float(settle_s)
+        self.moving_scale = 0.5
+        self._full_ms: float | None = None  # time of a full-resolution render, estimated
+
+    def observe(self, render_ms: float, scale: float) -> None:
+        """Learn from one finished render at `scale`."""
+        estimate = render_ms / max(scale * scale, 1e-4)  # pessimistic: assumes all cost is per pixel
+        self._full_ms = estimate if self._full_ms is None else 0.7 * self._full_ms + 0.3 * estimate
+        if scale < 1.0:
+            # multiplicative correction towards the target frame time, damped to avoid oscillation
+            ratio = math.sqrt(self.target_ms / max(render_ms, 1e-3))
+            self.moving_scale = max(self.min_scale, min(1.0, self.moving_scale * ratio ** 0.5))
+        elif self._full_ms is not None:
+            self.moving_scale = max(self.min_scale, min(1.0, math.sqrt(self.target_ms / self._full_ms)))
+
+    def scale(self, last_change: float, now: float | None = None) -> float:
+        """The scale to render at, given when the camera last changed."""
+        now = time.perf_counter() if now is None else now
+        if now - last_change < self.settle_s:
+            return self.moving_scale
+        return 1.0

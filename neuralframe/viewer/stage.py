@@ -1,0 +1,126 @@
+"""The viewer's frame pipeline: camera requests in, rendered images out, newest first.
+
+    requests = RequestSource()                       # the UI thread submits what it wants to see
+    pipeline = Pipeline(requests, [RenderStage(scene)], LatestFrameSink(), policy="latest")
+
+The UI thread never renders: it submits a `ViewRequest` when the camera, the scale or the display
+mode changes, and draws whatever newest frame the sink holds. A request that arrives while the render
+stage is busy replaces any older unread one (the `latest` policy), so a slow render never builds a
+backlog and input latency stays one render long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from neuralframe.render.camera import Camera
+from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.pipeline import Source, Stage
+
+MODES = ("rgb", "depth", "alpha")
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """What to render: a full-resolution camera, the scale to render it at, and what to show."""
+
+    camera: Camera
+    scale: float = 1.0
+    mode: str = "rgb"
+    version: int = 0  # the controls' version this camera came from
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class RequestSource(Source):
+    """Frames that carry view requests; `read()` waits for the next request the UI submits."""
+
+    name = "camera"
+
+    def __init__(self, width: int, height: int) -> None:
+        self._cond = threading.Condition()
+        self._pending: ViewRequest | None = None
+        self._closed = False
+        self._i = 0
+        self._size = (width, height)
+
+    def open(self) -> StreamInfo:
+        return StreamInfo(width=self._size[0], height=self._size[1], fps=60.0, frames=None, name="viewer", live=True)
+
+    def submit(self, request: ViewRequest) -> None:
+        with self._cond:
+            self._pending = request
+            self._cond.notify_all()
+
+    def shutdown(self) -> None:
+        """End the stream: the pipeline drains and stops."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def read(self) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending is not None or self._closed)
+            if self._closed:
+                return None
+            request, self._pending = self._pending, None
+        frame = Frame(torch.empty((0, 0, 3), dtype=torch.uint8), self._i, time.perf_counter(),
+                      metadata={"request": request})
+        self._i += 1
+        return frame
+
+
+def colorize(output, mode: str) -> np.ndarray:
+    """A RenderOutput as uint8 [H, W, 3] for display: colour, colour-mapped depth, or alpha."""
+    if mode == "rgb":
+        return output.to_uint8()
+    if mode == "alpha":
+        a = (output.alpha.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "depth":
+        import cv2
+
+        depth = output.depth.detach().float().cpu().numpy()
+        alpha = output.alpha.detach().float().cpu().numpy()
+        valid = alpha > 0.5
+        if valid.any():
+            lo, hi = np.percentile(depth[valid], [2, 98])
+        else:
+            lo, hi = 0.0, 1.0
+        norm = np.clip((depth - lo) / max(hi - lo, 1e-6), 0, 1)
+        mapped = cv2.applyColorMap((255 - norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+        mapped = (mapped * np.clip(alpha, 0, 1)[..., None]).astype(np.uint8)  # fade where nothing is
+        return np.ascontiguousarray(mapped)
+    raise ValueError(f"unknown display mode {mode!r}")
+
+
+class RenderStage(Stage):
+    """Renders each request with the scene's renderer at the requested scale.
+
+    Args:
+        scene: anything with `render(camera, impl=...)` (see `neuralframe.render.scene`).
+        impl: renderer implementation ("auto", "cpu", "reference", "cuda").
+        render_fn: replaces `scene.render` (tests inject a slow renderer this way).
+    """
+
+    name = "render"
+
+    def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None):
+        self.scene = scene
+        self.impl = impl
+        self.render_fn = render_fn or (lambda camera: scene.render(camera, impl=impl))
+
+    def process(self, frame: Frame) -> Frame:
+        request: ViewRequest = frame.metadata["request"]
+        camera = request.camera if request.scale >= 1.0 else request.camera.scaled(request.scale)
+        t0 = time.perf_counter()
+        output = self.render_fn(camera)
+        image = colorize(output, request.mode)
+        ms = 1000.0 * (time.perf_counter() - t0)
+        meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera}
+        return frame.replace(image=torch.from_numpy(image), metadata=meta)

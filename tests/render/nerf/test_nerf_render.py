@@ -1,0 +1,75 @@
+"""Rendering a field from a camera: an analytic sphere comes out where and how a user expects."""
+
+import math
+
+import torch
+
+from neuralframe.render.camera import Camera, intrinsics
+from neuralframe.render.nerf import NerfField, render
+from neuralframe.render.nerf.field import FieldConfig, grid_for, sh_encode, trunc_exp
+from neuralframe.render.output import RenderOutput
+
+RADIUS = 0.6
+
+
+class SphereField(NerfField):
+    """A solid orange ball of radius 0.6 at the origin, instead of the learned networks."""
+
+    def geometry(self, x, impl=None):
+        inside = x.norm(dim=-1) < RADIUS
+        geo = torch.zeros(x.shape[0], self.config.geo_features)
+        geo[:, 0] = torch.where(inside, torch.tensor(math.log(1e4)), torch.tensor(-20.0))
+        return geo
+
+    def color(self, geo, d):
+        return torch.tensor([1.0, 0.5, 0.0]).expand(geo.shape[0], 3)
+
+
+def _sphere_field():
+    field = SphereField(FieldConfig(grid=grid_for(64, n_levels=2, log2_hashmap_size=10), occupancy_resolution=32))
+    for _ in range(16):  # each update tests one random point per cell; the grid keeps the maximum
+        field.occupancy.update(field.density, field.step, warmup=True)
+    return field
+
+
+def test_render_sphere(impl):
+    field = _sphere_field()
+    assert 0.02 < field.occupancy.occupied_fraction < 0.1  # the ball, not the whole box
+    camera = Camera.look_at((0.0, 0.0, -3.0), (0.0, 0.0, 0.0), intrinsics(48, 40, 40.0), 48, 40)
+    out = render(field, camera, impl=impl, background=(0.0, 0.0, 1.0))
+    assert isinstance(out, RenderOutput) and out.rgb.shape == (40, 48, 3) and out.alpha.shape == (40, 48)
+    centre, corner = (20, 24), (0, 0)
+    assert out.alpha[centre] > 0.999 and out.alpha[corner] == 0.0
+    torch.testing.assert_close(out.rgb[centre], torch.tensor([1.0, 0.5, 0.0]), atol=2e-3, rtol=0)
+    torch.testing.assert_close(out.rgb[corner], torch.tensor([0.0, 0.0, 1.0]))
+    # camera z of the front surface: 3 - 0.6, within a marching step
+    assert abs(float(out.depth[centre]) - (3.0 - RADIUS)) < 0.02
+    # the silhouette's area: the ball's projected disc
+    f = camera.fx
+    disc = math.pi * (f * RADIUS / math.sqrt(9 - RADIUS**2)) ** 2
+    assert abs(float(out.alpha.sum()) - disc) / disc < 0.08
+
+
+def test_render_matches_reference(impl):
+    torch.manual_seed(0)
+    field = NerfField(FieldConfig(grid=grid_for(64, n_levels=4, log2_hashmap_size=12), occupancy_resolution=16))
+    with torch.no_grad():
+        field.encoding.params.uniform_(-1, 1)
+    camera = Camera.look_at((0.0, -3.0, 1.0), (0.0, 0.0, 0.0), intrinsics(24, 20, 50.0), 24, 20)
+    a = render(field, camera, impl="reference")
+    b = render(field, camera, impl=impl)
+    for x, y in zip((a.rgb, a.alpha, a.depth), (b.rgb, b.alpha, b.depth)):
+        torch.testing.assert_close(x, y, atol=2e-3, rtol=1e-3)
+    assert float(a.alpha.max()) > 0.1
+
+
+def test_sh_and_activation():
+    d = torch.nn.functional.normalize(torch.randn(20000, 3), dim=-1)
+    sh = sh_encode(d)
+    # orthonormal over the sphere: E[Y_i Y_j] = delta_ij / (4 pi)
+    gram = sh.T @ sh / d.shape[0] * 4 * math.pi
+    torch.testing.assert_close(gram, torch.eye(16), atol=0.08, rtol=0)
+    x = torch.tensor([0.0, 20.0], requires_grad=True)
+    y = trunc_exp(x)
+    y.sum().backward()
+    assert y[1] == math.exp(20.0) and x.grad[1] == math.exp(15.0) and x.grad[0] == 1.0

@@ -1,0 +1,73 @@
+"""The scene interface: opening files, framing, and the capture cameras stored beside a scene."""
+
+import json
+
+import pytest
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.render.camera import Camera, intrinsics, look_at
+from neuralframe.render.scene import SplatScene, fit_camera, open_scene, robust_bounds
+
+
+@pytest.fixture()
+def ply(tmp_path):
+    from neuralframe.render.splat import procedural, save
+
+    path = tmp_path / "thing.ply"
+    save(procedural.surface_scene(2000, seed=3, sh_degree=0), path)
+    return path
+
+
+def test_open_scene_errors(tmp_path, ply):
+    with pytest.raises(InputError, match="does not exist"):
+        open_scene(tmp_path / "none.ply")
+    with pytest.raises(InputError, match="unknown format '.obj'"):
+        (tmp_path / "mesh.obj").write_text("v 0 0 0")
+        open_scene(tmp_path / "mesh.obj")
+    scene = open_scene(ply)
+    assert isinstance(scene, SplatScene) and scene.cameras == []
+    assert scene.describe()["gaussians"] == 2000
+
+
+def test_framing_camera_sees_the_scene(ply):
+    scene = open_scene(ply)
+    out = scene.render(scene.initial_camera(160, 120))
+    assert out.alpha.mean() > 0.05  # something is in view
+    assert out.alpha[0].max() < 0.5 and out.alpha[-1].max() < 0.5  # ... and it fits inside the frame
+
+
+def test_robust_bounds_ignore_strays():
+    pts = torch.randn(10000, 3) * 0.5
+    pts[:50] = 1000.0
+    b = robust_bounds(pts)
+    assert max(abs(c) for c in b.center) < 0.05 and 0.5 < b.radius < 2.0
+
+
+def test_inria_cameras_json_sets_the_start_view(ply):
+    c2w = torch.linalg.inv(look_at((0.3, -0.2, -1.0), (0.0, 0.0, 3.0)))
+    (ply.parent / "cameras.json").write_text(json.dumps([{
+        "id": 0, "img_name": "00000", "width": 200, "height": 100, "position": c2w[:3, 3].tolist(),
+        "rotation": c2w[:3, :3].tolist(), "fx": 150.0, "fy": 150.0}]))
+    scene = open_scene(ply)
+    assert len(scene.cameras) == 1
+    cam = scene.initial_camera(200, 100)
+    assert torch.allclose(cam.position, torch.tensor([0.3, -0.2, -1.0], dtype=torch.float64), atol=1e-9)
+    wide = scene.initial_camera(400, 100)  # a wider window keeps the vertical field of view
+    assert (wide.fy, wide.cx) == (150.0, 200.0)
+
+
+def test_own_cameras_file_and_broken_one(ply):
+    cam = Camera(look_at((0, 0, -2.0), (0, 0, 3.0)), intrinsics(64, 48, 50.0), 64, 48)
+    own = ply.with_name("thing.cameras.json")
+    own.write_text(json.dumps([{"viewmat": cam.viewmat.tolist(), "K": cam.K.tolist(), "width": 64, "height": 48}]))
+    assert torch.equal(open_scene(ply).cameras[0].viewmat, cam.viewmat)
+    own.write_text(json.dumps([{"viewmat": [[1, 0], [0, 1]], "K": cam.K.tolist(), "width": 64, "height": 48}]))
+    with pytest.raises(InputError, match="thing.cameras.json"):
+        open_scene(ply)
+
+
+def test_fit_camera_keeps_vertical_fov():
+    cam = Camera(torch.eye(4), intrinsics(100, 50, 60.0), 100, 50)
+    fitted = fit_camera(cam, 300, 100)
+    assert fitted.fy == pytest.approx(cam.fy * 2) and fitted.cx == 150.0

@@ -1,0 +1,154 @@
+"""The viewer as a real window (under Xvfb in CI): pixels, input events, responsiveness, adaptivity."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from neuralframe.render.scene import SplatScene
+
+pytestmark = pytest.mark.display
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from neuralframe.render.splat import procedural
+
+    return SplatScene(procedural.surface_scene(6000, seed=1, sh_degree=1), "procedural")
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def test_screenshot_matches_an_offline_render(scene, tmp_path):
+    from neuralframe.render.splat import save
+    from neuralframe.viewer.app import camera_to_dict
+
+    ply = tmp_path / "scene.ply"
+    save(scene.gaussians, ply)
+    cam = scene.initial_camera(320, 240)
+    (tmp_path / "cam.json").write_text(json.dumps(camera_to_dict(cam)))
+    shot = tmp_path / "shot.png"
+    result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view", str(ply), "--screenshot", str(shot),
+                             "--camera", str(tmp_path / "cam.json")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    import cv2
+
+    window = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)
+    offline = scene.render(cam).to_uint8()
+    assert window.shape == offline.shape == (240, 320, 3)
+    assert offline.mean() > 5  # the scene is in view, not a black frame
+    assert _psnr(window, offline) >= 35.0
+
+
+def test_events_on_the_window_move_the_camera(scene):
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings
+
+    seen = {}
+
+    def drag(app):
+        seen["az0"] = app.controls.state.azimuth
+        seen["d0"] = app.controls.state.distance
+        for _ in range(4):
+            app.window.dispatch_event("on_mouse_drag", 100, 100, 15, 0, 1, 0)  # left button
+
+    def wheel(app):
+        seen["az1"] = app.controls.state.azimuth
+        app.window.dispatch_event("on_mouse_scroll", 100, 100, 0, 3)
+
+    def reset(app):
+        from pyglet.window import key
+
+        seen["d1"] = app.controls.state.distance
+        app.window.dispatch_event("on_key_press", key.R, 0)
+        seen["after_reset"] = app.controls.state
+
+    app = ViewerApp(scene, ViewerSettings(width=240, height=180, max_seconds=3.0, hud=True),
+                    script=[(0.2, drag), (0.5, wheel), (0.8, reset)])
+    stats = app.run()
+    assert seen["az1"] == pytest.approx((seen["az0"] - 4 * 15 * 0.3) % 360)
+    assert seen["d1"] == pytest.approx(seen["d0"] * 0.9**3)
+    assert seen["after_reset"] == app.controls.start
+    assert stats.frames_shown >= 2 and stats.input_latency_ms
+
+
+def test_ui_stays_responsive_during_a_slow_render(scene):
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings
+
+    def slow(camera):
+        time.sleep(0.5)
+        return scene.render(camera)
+
+    marks = {}
+
+    def start(app):
+        marks["draws"] = app.stats.draws
+        marks["t"] = time.perf_counter()
+        for _ in range(3):
+            app.window.dispatch_event("on_mouse_drag", 50, 50, 20, 0, 1, 0)
+
+    def end(app):
+        marks["rate"] = (app.stats.draws - marks["draws"]) / (time.perf_counter() - marks["t"])
+        marks["frames"] = app.stats.frames_shown
+
+    app = ViewerApp(scene, ViewerSettings(width=200, height=150, max_seconds=6.0), render_fn=slow,
+                    script=[(0.1, start), (2.1, end)])
+    app.run()
+    assert marks["rate"] >= 20.0  # the window redraws at its own pace while renders take 500 ms
+    assert marks["frames"] <= 8  # ... and only a handful of renders finished in that time
+
+
+def test_adaptive_resolution_drops_while_dragging_and_refines_after(scene):
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings
+
+    log = []
+
+    def drag(app):
+        app.window.dispatch_event("on_mouse_drag", 50, 50, 3, 1, 1, 0)
+
+    def stop(app):
+        log.append(("stop", time.perf_counter(), app.stats.frames_shown))
+
+    # a target of 200 FPS is out of reach at full size, so moving renders must drop resolution
+    script = [(0.3 + 0.05 * i, drag) for i in range(30)] + [(1.8, stop)]
+    app = ViewerApp(scene, ViewerSettings(width=320, height=240, target_fps=200.0, max_seconds=4.0),
+                    script=script)
+    original = app._take_frame
+
+    def spy():
+        before = app.stats.frames_shown
+        original()
+        if app.stats.frames_shown != before:
+            log.append(("frame", time.perf_counter(), app.stats.scales[-1]))
+    app._take_frame = spy
+    app.run()
+    t_stop = next(t for kind, t, _ in log if kind == "stop")
+    moving = [s for kind, t, s in log if kind == "frame" and 0.6 < t - log[0][1] and t < t_stop]
+    assert moving and min(moving) < 1.0
+    full_after = [t for kind, t, s in log if kind == "frame" and t > t_stop and s == 1.0]
+    last_drag = t_stop - (1.8 - (0.3 + 0.05 * 29))
+    assert full_after and full_after[0] - last_drag <= 0.5
+
+
+def test_missing_scene_is_one_line_and_no_window(tmp_path):
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 10\n")
+    for target in (str(tmp_path / "none.ply"), str(bad)):
+        result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view", target], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_display_points_at_render(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2 and "neuralframe render" in result.stderr
