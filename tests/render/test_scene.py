@@ -71,3 +71,20 @@ def test_fit_camera_keeps_vertical_fov():
     cam = Camera(torch.eye(4), intrinsics(100, 50, 60.0), 100, 50)
     fitted = fit_camera(cam, 300, 100)
     assert fitted.fy == pytest.approx(cam.fy * 2) and fitted.cx == 150.0
+
+
+def test_nerf_checkpoint_opens_as_a_scene(tmp_path):
+    from neuralframe.render.nerf import FieldConfig, NerfField
+    from neuralframe.render.nerf.io import save
+
+    torch.manual_seed(0)
+    path = tmp_path / "field.safetensors"
+    save(path, NerfField(FieldConfig()))
+    scene = open_scene(path)
+    assert scene.kind == "nerf" and scene.up == (0.0, 0.0, 1.0)
+    cam = scene.initial_camera(24, 16)
+    center = torch.tensor(scene.bounds().center, dtype=torch.float64)
+    assert float(torch.linalg.norm(cam.position - center)) > scene.bounds().radius  # outside the box, looking in
+    out = scene.render(cam)
+    assert out.rgb.shape == (16, 24, 3) and torch.isfinite(out.rgb).all()
+    assert scene.describe()["parameters"] > 0
