@@ -12,6 +12,7 @@ import numba
 import numpy as np
 import torch
 
+from neuralframe.backend.fused_cpu import _axis_table
 from neuralframe.generate.matting.refine_ref import low_size
 
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False)
@@ -20,24 +21,8 @@ _JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False)
 _SERIAL = dict(cache=True, nogil=True, fastmath=False)
 
 
-@numba.njit(cache=True, nogil=True)
-def _axis(n_in, n_out):
-    """Bilinear source indices and weights with half-pixel centres (torch's align_corners=False)."""
-    scale = np.float32(n_in) / np.float32(n_out)
-    i0 = np.empty(n_out, np.int64)
-    i1 = np.empty(n_out, np.int64)
-    w1 = np.empty(n_out, np.float32)
-    for o in range(n_out):
-        src = scale * (np.float32(o) + np.float32(0.5)) - np.float32(0.5)
-        if src < 0:
-            src = np.float32(0.0)
-        lo = int(src)
-        if lo > n_in - 1:
-            lo = n_in - 1
-        i0[o] = lo
-        i1[o] = lo + 1 if lo < n_in - 1 else lo
-        w1[o] = src - np.float32(lo)
-    return i0, i1, w1
+# bilinear source indices and weights with half-pixel centres, shared with the fused kernels
+_axis = _axis_table
 
 
 @numba.njit(**_JIT)
