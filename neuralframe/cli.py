@@ -81,8 +81,8 @@ def stream(
     source: str = typer.Option("pattern", "--source", "-s",
                                help="A video file, an image folder, webcam, webcam:N, or pattern."),
     out: Optional[str] = typer.Option(None, "--out", "-o",
-                                      help="A .mp4/.mkv/.mov file, or a folder for PNG frames. Default: none "
-                                           "(measure only)."),
+                                      help="A .mp4/.mkv/.mov file, a folder for PNG frames, or window (a live "
+                                           "preview with an FPS overlay). Default: none (measure only)."),
     effect: str = typer.Option("none", "--effect", "-e", help="none, warm, cool, sepia, gray, matte, "
                                                                 "replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]."),
     size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),

@@ -15,7 +15,8 @@ class StreamSettings:
 
     Args:
         source: "pattern", "webcam", "webcam:N", a video file or an image folder.
-        out: a .mp4/.mkv/.mov file, a folder for images, or None (stats only).
+        out: a .mp4/.mkv/.mov file, a folder for images, "window" (a live preview window), or None
+            (stats only).
         effect: a name from `stages.EFFECTS`.
         size: output (height, width), or None for the source's size.
         frames: stop after this many frames (None: the whole input; the pattern defaults to 150).
@@ -52,7 +53,7 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
                                   loop=settings.loop)
     size = settings.size if settings.source != "pattern" else None
     chain = effect_chain(settings.effect, size, settings.impl, settings.matte_backend, settings.device)
-    sink = sinks.parse_sink(settings.out, fps=settings.fps)
+    sink = sinks.LatestFrameSink() if settings.out == "window" else sinks.parse_sink(settings.out, fps=settings.fps)
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
     return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
@@ -81,6 +82,13 @@ def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:
     from neuralframe.console import progress_bar
 
     holder: list = []
+    if settings.out == "window":
+        from neuralframe.viewer.app import require_display
+        from neuralframe.viewer.preview import show
+
+        require_display("write the stream to a file with --out OUT.mp4 instead")  # before opening a camera
+        pipeline = build(settings)
+        return show(pipeline, pipeline.sink, title=f"{settings.source} [{settings.effect}]")
     pipeline = build(settings, on_frame=lambda frame: holder[0].advance() if holder else None)
     pipeline.start()
     total = pipeline.info.frames if pipeline.info else None

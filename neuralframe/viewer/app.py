@@ -80,14 +80,11 @@ class ViewerStats:
         }
 
 
-def require_display() -> None:
+def require_display(instead: str = "use 'neuralframe render SCENE -o out.mp4' to render a video instead") -> None:
     from neuralframe.backend.device import has_display
 
     if not has_display():
-        raise MissingDependencyError(
-            "no display found (DISPLAY is not set): use 'neuralframe render SCENE -o out.mp4' to render a "
-            "video instead, or run the viewer under xvfb-run"
-        )
+        raise MissingDependencyError(f"no display found (DISPLAY is not set): {instead}, or run under xvfb-run")
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -152,3 +152,19 @@ def test_no_display_points_at_render(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view"], capture_output=True, text=True,
                             timeout=60, env=env)
     assert result.returncode == 2 and "neuralframe render" in result.stderr
+
+
+def test_stream_to_a_window_shows_every_frame_and_ends_with_the_stream():
+    result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "stream", "--source", "pattern", "--size",
+                             "160x120", "--frames", "40", "--effect", "gray", "--out", "window", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "completed" and report["frames_out"] == 40 and report["accounted"]
+
+
+def test_stream_window_without_display_says_what_to_do():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "stream", "--out", "window"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "--out OUT.mp4" in result.stderr
