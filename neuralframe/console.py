@@ -48,6 +48,22 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         yield _Bar()
 
 
+def run_with_progress(pipeline, description: str | None = None, limit: int | None = None, enabled: bool = True):
+    """Start `pipeline` and wait for it under a progress bar over its frames (at most `limit`); returns
+    the report. The bar's total (and, by default, its label) come from the source's stream info, known
+    once the pipeline started."""
+    bars: list = []
+    pipeline.on_frame = lambda frame: bars[0].advance() if bars else None
+    pipeline.start()
+    total = pipeline.info.frames if pipeline.info else None
+    if limit is not None:
+        total = min(total, limit) if total else limit
+    label = description or (pipeline.info.name if pipeline.info else "") or "stream"
+    with progress_bar(label, total, enabled=enabled) as bar:
+        bars.append(bar)
+        return pipeline.wait()
+
+
 def pipeline_table(report) -> Table:
     """Per-node timing of a pipeline run."""
     table = Table(title=None, show_edge=False, header_style="bold")

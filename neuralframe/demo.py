@@ -16,7 +16,7 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import PatternSource
     from neuralframe.streaming.stages import ColorResize
-    from neuralframe.console import progress_bar
+    from neuralframe.console import run_with_progress
 
     out = Path(out_dir)
     try:
@@ -26,14 +26,9 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
     results: dict[str, Any] = {}
 
     # 1. the frame pipeline: a moving 720p test pattern -> fused resize + colour grade -> H.264
-    holder: list = []
     pipeline = Pipeline(PatternSource(width=1280, height=720, fps=30.0, frames=frames),
-                        [ColorResize((540, 960), "warm")], VideoFileSink(out / "pattern.mp4"),
-                        on_frame=lambda f: holder[0].advance() if holder else None)
-    pipeline.start()
-    with progress_bar("pattern", frames, enabled=progress) as bar:
-        holder.append(bar)
-        report = pipeline.wait()
+                        [ColorResize((540, 960), "warm")], VideoFileSink(out / "pattern.mp4"))
+    report = run_with_progress(pipeline, "pattern", enabled=progress)
     if progress:
         print_pipeline_report(report, "demo 1/3: test pattern -> resize + warm grade (fused) -> H.264")
     results["pattern"] = report.to_dict()

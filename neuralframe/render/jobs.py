@@ -129,16 +129,11 @@ class SceneRenderStage(Stage):
 
 def render_path(scene, settings: PathSettings, out: str | Path, progress: bool = True):
     """Render a camera path of `scene` into a video file; returns the pipeline report."""
-    from neuralframe.console import progress_bar
+    from neuralframe.console import run_with_progress
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import parse_sink
 
     cameras = path_cameras(scene, settings)
-    holder: list = []
     pipeline = Pipeline(CameraPathSource(cameras, settings.fps), [SceneRenderStage(scene, settings.impl)],
-                        parse_sink(str(out), fps=settings.fps),
-                        on_frame=lambda f: holder[0].advance() if holder else None)
-    pipeline.start()
-    with progress_bar(f"render {scene.name}", len(cameras), enabled=progress) as bar:
-        holder.append(bar)
-        return pipeline.wait()
+                        parse_sink(str(out), fps=settings.fps))
+    return run_with_progress(pipeline, f"render {scene.name}", enabled=progress)

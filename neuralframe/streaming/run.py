@@ -42,7 +42,7 @@ class StreamSettings:
 
 
 def build(settings: StreamSettings, on_frame=None) -> Pipeline:
-    from neuralframe.streaming import sinks, sources, stages
+    from neuralframe.streaming import sinks, sources
 
     if settings.policy not in POLICIES + ("auto",):
         raise InputError(f"unknown policy '{settings.policy}': use auto, block or latest")
@@ -79,9 +79,8 @@ EFFECT_HELP = "none, warm, cool, sepia, gray, matte, replace:IMAGE|VIDEO|#RRGGBB
 
 def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:
     """Run a stream job to the end (or Ctrl-C) with a progress bar; returns the report."""
-    from neuralframe.console import progress_bar
+    from neuralframe.console import run_with_progress
 
-    holder: list = []
     if settings.out == "window":
         from neuralframe.viewer.app import require_display
         from neuralframe.viewer.preview import show
@@ -89,11 +88,4 @@ def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:
         require_display("write the stream to a file with --out OUT.mp4 instead")  # before opening a camera
         pipeline = build(settings)
         return show(pipeline, pipeline.sink, title=f"{settings.source} [{settings.effect}]")
-    pipeline = build(settings, on_frame=lambda frame: holder[0].advance() if holder else None)
-    pipeline.start()
-    total = pipeline.info.frames if pipeline.info else None
-    if settings.frames is not None:
-        total = min(total, settings.frames) if total else settings.frames
-    with progress_bar(f"{pipeline.info.name or 'stream'}", total, enabled=progress) as bar:
-        holder.append(bar)
-        return pipeline.wait()
+    return run_with_progress(build(settings), limit=settings.frames, enabled=progress)

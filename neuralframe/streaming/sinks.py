@@ -163,7 +163,12 @@ class ImageFolderSink(Sink):
     """Writes each frame as `NNNNNN.png` (or .jpg) named by its index, into a new or empty folder.
 
     The images go to a hidden temporary folder beside the target, renamed to the target at the end.
+    Subclasses that write another kind of image override `write` and the labels in messages.
     """
+
+    what = "images"  # "cannot write {what} to ..."
+    folder_label = "output folder"  # "{folder_label} '...' is not empty"
+    writer_label = "image writer"  # "no frames reached the {writer_label}"
 
     def __init__(self, folder: str | os.PathLike, ext: str = ".png"):
         self.folder = Path(folder)
@@ -181,9 +186,9 @@ class ImageFolderSink(Sink):
     def open(self, info: StreamInfo) -> None:
         if self.folder.exists():
             if not self.folder.is_dir():
-                raise OutputError(f"cannot write images to '{self.folder}': it is a file")
+                raise OutputError(f"cannot write {self.what} to '{self.folder}': it is a file")
             if any(self.folder.iterdir()):
-                raise OutputError(f"output folder '{self.folder}' is not empty: choose a new folder or empty it")
+                raise OutputError(f"{self.folder_label} '{self.folder}' is not empty: choose a new folder or empty it")
         _check_parent(self.folder)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial",
                                           dir=str(self.folder.parent) or "."))
@@ -200,7 +205,7 @@ class ImageFolderSink(Sink):
     def close(self) -> None:
         if self.frames_written == 0:
             self.abort()
-            raise InputError("no frames reached the image writer; nothing was written")
+            raise InputError(f"no frames reached the {self.writer_label}; nothing was written")
         if self.folder.exists():
             self.folder.rmdir()  # checked empty in open()
         _publish(self._tmp, self.folder)

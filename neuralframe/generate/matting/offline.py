@@ -9,8 +9,6 @@ when the job finished well.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +17,7 @@ from neuralframe.errors import InputError, OutputError
 from neuralframe.generate.matting.effects import MatteSettings
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Sink
+from neuralframe.streaming.sinks import ImageFolderSink
 
 DEFAULT_BACKGROUND = "#00b140"  # chroma-key green
 
@@ -75,29 +74,16 @@ class AlphaSink(Sink):
         self.inner.abort()
 
 
-class RgbaFolderSink(Sink):
+class RgbaFolderSink(ImageFolderSink):
     """RGBA PNGs `NNNNNN.png`: the frame as it came in, with the alpha as its fourth channel."""
 
+    what = "RGBA images"
+    folder_label = "RGBA folder"
+    writer_label = "RGBA writer"
+
     def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
+        super().__init__(folder, ".png")
         self.name = "rgba"
-        self._tmp: Path | None = None
-        self.frames_written = 0
-
-    @property
-    def output(self) -> str | None:
-        return str(self.folder)
-
-    def open(self, info: StreamInfo) -> None:
-        if self.folder.exists():
-            if not self.folder.is_dir():
-                raise OutputError(f"cannot write RGBA images to '{self.folder}': it is a file")
-            if any(self.folder.iterdir()):
-                raise OutputError(f"RGBA folder '{self.folder}' is not empty: choose a new folder or empty it")
-        parent = self.folder.parent if str(self.folder.parent) else Path(".")
-        if not parent.is_dir():
-            raise OutputError(f"cannot write '{self.folder}': folder '{parent}' does not exist")
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=str(parent)))
 
     def write(self, frame: Frame) -> None:
         import cv2
@@ -111,23 +97,6 @@ class RgbaFolderSink(Sink):
         if not cv2.imwrite(str(path), bgra):
             raise OutputError(f"could not write '{path.name}' (disk full?)")
         self.frames_written += 1
-
-    def close(self) -> None:
-        if self.frames_written == 0:
-            self.abort()
-            raise InputError("no frames reached the RGBA writer; nothing was written")
-        if self.folder.exists():
-            self.folder.rmdir()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o777 & ~umask)
-        os.replace(self._tmp, self.folder)
-        self._tmp = None
-
-    def abort(self) -> None:
-        if self._tmp is not None and self._tmp.exists():
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._tmp = None
 
 
 class TeeSink(Sink):
@@ -215,14 +184,6 @@ def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
 
 def run(job: MatteJob, progress: bool = True):
     """Run a matting job to the end with a progress bar; returns the pipeline report."""
-    from neuralframe.console import progress_bar
+    from neuralframe.console import run_with_progress
 
-    holder: list = []
-    pipeline = build(job, on_frame=lambda frame: holder[0].advance() if holder else None)
-    pipeline.start()
-    total = pipeline.info.frames if pipeline.info else None
-    if job.frames is not None:
-        total = min(total, job.frames) if total else job.frames
-    with progress_bar(f"matte {Path(job.input).name}", total, enabled=progress) as bar:
-        holder.append(bar)
-        return pipeline.wait()
+    return run_with_progress(build(job), f"matte {Path(job.input).name}", job.frames, progress)
