@@ -57,6 +57,47 @@ def render_fps(field, camera, size: int, repeats: int) -> float:
     return 1.0 / _best(lambda: render(field, cam, background=(1.0, 1.0, 1.0)), repeats)
 
 
+def render_samples(field, camera) -> "torch.Tensor":
+    """The world points at which one render of `camera` evaluates the density network."""
+    import torch
+
+    from neuralframe.render.nerf import render
+
+    points = []
+    geometry = field.geometry
+
+    def recording(x, impl=None):
+        points.append(x.clone())
+        return geometry(x, impl)
+
+    field.geometry = recording
+    try:
+        render(field, camera)
+    finally:
+        del field.geometry
+    return torch.cat(points)
+
+
+def geometry_throughput(field, camera, repeats: int) -> dict:
+    """Density-network points per second at a render's own sample points: the unfused path the renderer
+    uses (cpu encoding kernel, then torch matrix products, in the renderer's chunks) against the fused
+    CPU inference kernel, and the largest difference between their outputs."""
+    import torch
+
+    from neuralframe.render.nerf import cpu
+    from neuralframe.render.nerf.renderer import chunked
+
+    x = render_samples(field, camera)
+    with torch.no_grad():
+        unfused = lambda: chunked(lambda p: field.geometry(p, impl="cpu"), x)  # noqa: E731
+        fused = lambda: chunked(lambda p: cpu.geometry_forward(field, p), x)  # noqa: E731
+        diff = float((unfused() - fused()).abs().max())
+        t_unfused, t_fused = _best(unfused, repeats), _best(fused, repeats)
+    return {"points": int(x.shape[0]), "unfused_points_per_s": round(x.shape[0] / t_unfused),
+            "fused_points_per_s": round(x.shape[0] / t_fused), "fused_vs_unfused": round(t_unfused / t_fused, 2),
+            "max_abs_diff": diff}
+
+
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict:
     """Run the NeRF benchmark; `quick` shrinks every stage (for smoke tests). Returns one JSON object."""
     import numba
@@ -100,6 +141,8 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         camera = load_dataset(os.path.join(tmp, "data"), "val").camera(0)
         result["render_fps"] = {f"{s}x{s}": round(render_fps(field, camera, s, 2 if quick else 5), 2)
                                 for s in (200, 400)}
+        say("density network: fused CPU kernel against torch")
+        result["geometry_forward_200x200"] = geometry_throughput(field, camera.resized(200, 200), 2 if quick else 5)
     result["load_average_end"] = os.getloadavg()[0]
     return result
 

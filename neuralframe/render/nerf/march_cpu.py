@@ -15,10 +15,11 @@ from numba import njit, prange
 
 
 COARSE = 8  # cells per side of a block of the coarse grid used to skip large empty regions
+COARSER = 32  # cells per side of a block of the coarser grid (rays that miss the object cross it in a few jumps)
 
 
 @njit(inline="always", cache=True)
-def _march_ray(r, o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, max_samples, out_t, base):
+def _march_ray(r, o, d, t_min, t_max, occ, coarse, coarser, lo, inv, step, u, k_start, max_samples, out_t, base):
     """March one ray; writes t values at out_t[base:] when base >= 0. Returns (count, done, k_end)."""
     grid = occ.shape[0]
     cell_size = np.float32(1.0) / inv[0], np.float32(1.0) / inv[1], np.float32(1.0) / inv[2]
@@ -45,10 +46,13 @@ def _march_ray(r, o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, ma
             if n == max_samples:
                 return n, False, k
             continue
-        # empty cell: distance to the exit of the cell, or of its whole block when that is empty
+        # empty cell: distance to the exit of the cell, or of the largest empty block around it
         width = 1
         c = (cx, cy, cz)
-        if not coarse[cx // COARSE, cy // COARSE, cz // COARSE]:
+        if not coarser[cx // COARSER, cy // COARSER, cz // COARSER]:
+            width = COARSER
+            c = (cx // COARSER * COARSER, cy // COARSER * COARSER, cz // COARSER * COARSER)
+        elif not coarse[cx // COARSE, cy // COARSE, cz // COARSE]:
             width = COARSE
             c = (cx // COARSE * COARSE, cy // COARSE * COARSE, cz // COARSE * COARSE)
         t_exit = np.inf
@@ -65,20 +69,40 @@ def _march_ray(r, o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, ma
 
 
 @njit(cache=True)
-def _coarsen(occ, coarse):
+def _coarsen(occ, coarse, block):
     g = occ.shape[0]
     for x in range(g):
         for y in range(g):
             for z in range(g):
                 if occ[x, y, z]:
-                    coarse[x // COARSE, y // COARSE, z // COARSE] = True
+                    coarse[x // block, y // block, z // block] = True
+
+
+_GRIDS: dict = {}  # the occupancy grid of the last call and its coarse grids, reused while it is unchanged
+
+
+def _grids(occupancy: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The occupancy as numpy and its block grids; rebuilt only when the tensor changes. The cache
+    holds the tensor itself (so its memory cannot be reused by another) and its version counter,
+    which every in-place update bumps."""
+    if _GRIDS.get("tensor") is not occupancy or _GRIDS.get("version") != occupancy._version:
+        occ = _np(occupancy.bool())
+        grids = [occ]
+        for block in (COARSE, COARSER):
+            nb = -(-occ.shape[0] // block)
+            coarse = np.zeros((nb, nb, nb), np.bool_)
+            _coarsen(occ, coarse, block)
+            grids.append(coarse)
+        _GRIDS.clear()
+        _GRIDS.update(tensor=occupancy, version=occupancy._version, grids=tuple(grids))
+    return _GRIDS["grids"]
 
 
 @njit(parallel=True, cache=True)
-def _march_count(o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, max_samples, counts, done, k_end):
+def _march_count(o, d, t_min, t_max, occ, coarse, coarser, lo, inv, step, u, k_start, max_samples, counts, done, k_end):
     dummy = np.empty(0, np.float32)
     for r in prange(o.shape[0]):
-        n, fin, ke = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, lo, inv, step, u[r], k_start[r],
+        n, fin, ke = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, coarser, lo, inv, step, u[r], k_start[r],
                                 max_samples, dummy, -1)
         counts[r] = n
         done[r] = fin
@@ -86,21 +110,21 @@ def _march_count(o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, max
 
 
 @njit(parallel=True, cache=True)
-def _march_fill(o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, max_samples, offsets, ray_indices, ts):
+def _march_fill(o, d, t_min, t_max, occ, coarse, coarser, lo, inv, step, u, k_start, max_samples, offsets, ray_indices, ts):
     for r in prange(o.shape[0]):
         start = offsets[r]
-        n, _, _ = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, lo, inv, step, u[r], k_start[r],
+        n, _, _ = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, coarser, lo, inv, step, u[r], k_start[r],
                              max_samples, ts, start)
         for j in range(n):
             ray_indices[start + j] = r
 
 
 @njit(parallel=True, cache=True)
-def _march_buffered(o, d, t_min, t_max, occ, coarse, lo, inv, step, u, k_start, max_samples, buf, counts, done,
+def _march_buffered(o, d, t_min, t_max, occ, coarse, coarser, lo, inv, step, u, k_start, max_samples, buf, counts, done,
                     k_end):
     # one pass into a [R, max_samples] buffer: for the short rounds of rendering
     for r in prange(o.shape[0]):
-        n, fin, ke = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, lo, inv, step, u[r], k_start[r],
+        n, fin, ke = _march_ray(r, o, d, t_min[r], t_max[r], occ, coarse, coarser, lo, inv, step, u[r], k_start[r],
                                 max_samples, buf[r], 0)
         counts[r] = n
         done[r] = fin
@@ -117,10 +141,7 @@ def march(rays_o, rays_d, t_min, t_max, occupancy, aabb, step, u, k_start, max_s
     o, d = _np(rays_o.float()), _np(rays_d.float())
     tmin, tmax, uu = _np(t_min.float()), _np(t_max.float()), _np(u.float())
     ks = _np(k_start.long())
-    occ = _np(occupancy.bool())
-    nb = -(-occ.shape[0] // COARSE)
-    coarse = np.zeros((nb, nb, nb), np.bool_)
-    _coarsen(occ, coarse)
+    occ, coarse, coarser = _grids(occupancy)
     box = aabb.float()
     lo = _np(box[:3])
     inv = _np(occupancy.shape[0] / (box[3:] - box[:3]))
@@ -130,19 +151,19 @@ def march(rays_o, rays_d, t_min, t_max, occupancy, aabb, step, u, k_start, max_s
     k_end = np.empty(n_rays, np.int64)
     if 0 < n_rays * max_samples <= 1 << 24:
         buf = np.empty((n_rays, max_samples), np.float32)
-        _march_buffered(o, d, tmin, tmax, occ, coarse, lo, inv, step32, uu, ks, max_samples, buf, counts, done, k_end)
+        _march_buffered(o, d, tmin, tmax, occ, coarse, coarser, lo, inv, step32, uu, ks, max_samples, buf, counts, done, k_end)
         keep = np.arange(max_samples)[None, :] < counts[:, None]
         ray_indices = np.repeat(np.arange(n_rays, dtype=np.int64), counts)
         return torch.from_numpy(ray_indices), torch.from_numpy(buf[keep]), torch.from_numpy(done), torch.from_numpy(k_end)
     if n_rays:
-        _march_count(o, d, tmin, tmax, occ, coarse, lo, inv, step32, uu, ks, max_samples, counts, done, k_end)
+        _march_count(o, d, tmin, tmax, occ, coarse, coarser, lo, inv, step32, uu, ks, max_samples, counts, done, k_end)
     offsets = np.zeros(n_rays + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
     ray_indices = np.empty(total, np.int64)
     ts = np.empty(total, np.float32)
     if total:
-        _march_fill(o, d, tmin, tmax, occ, coarse, lo, inv, step32, uu, ks, max_samples, offsets, ray_indices, ts)
+        _march_fill(o, d, tmin, tmax, occ, coarse, coarser, lo, inv, step32, uu, ks, max_samples, offsets, ray_indices, ts)
     return torch.from_numpy(ray_indices), torch.from_numpy(ts), torch.from_numpy(done), torch.from_numpy(k_end)
 
 

@@ -73,3 +73,21 @@ def test_sh_and_activation():
     y = trunc_exp(x)
     y.sum().backward()
     assert y[1] == math.exp(20.0) and x.grad[1] == math.exp(15.0) and x.grad[0] == 1.0
+
+
+def test_fused_geometry_matches_unfused():
+    """The fused CPU inference kernel gives the density network's outputs (points outside the box
+    clamp to its faces, as `normalize` does)."""
+    from neuralframe.render.nerf import cpu
+
+    torch.manual_seed(1)
+    field = NerfField(FieldConfig(grid=grid_for(128, n_levels=6, log2_hashmap_size=12)))
+    with torch.no_grad():
+        field.encoding.params.uniform_(-1, 1)
+    x = torch.rand(3000, 3) * 3.4 - 1.7  # the box is +-1.5
+    with torch.no_grad():
+        expected = field.geometry(x, impl="reference")
+    got = cpu.geometry_forward(field, x)
+    assert got.shape == expected.shape == (3000, field.config.geo_features)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert float(expected.abs().max()) > 0.1
