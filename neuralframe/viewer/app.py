@@ -155,6 +155,8 @@ class ViewerApp:
         change()
         if self.controls.version != before:
             self._pending_inputs.append((self.controls.version, time.perf_counter()))
+            if self.window is not None:  # running: the render stage sees the new camera now, not next tick
+                self._submit()
 
     def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers):
         from pyglet.window import key, mouse
@@ -204,13 +206,13 @@ class ViewerApp:
         up = keys[key.E] - keys[key.Q]
         if fwd or right or up:
             self._input(lambda: self.controls.fly(fwd, right, up, dt))
-        self._submit()
-        self._take_frame()
         now = time.perf_counter()
         while self.script and self._t_first is not None and now - self._t_first >= self.script[0][0]:
             _, fn = self.script.pop(0)
             fn(self)
-        if self.settings.max_seconds is not None and now - self._t_start >= self.settings.max_seconds:
+        self._submit()
+        self._take_frame()
+        if self.settings.max_seconds is not None and time.perf_counter() - self._t_start >= self.settings.max_seconds:
             self.close()
 
     def _submit(self) -> None:

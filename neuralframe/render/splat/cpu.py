@@ -53,9 +53,44 @@ _C3 = ref.C3
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _project(means, quats, scales, logits, sh, degree, viewmat, K, width, height, near, far, antialiased,
+def _world(means, quats, scales, logits, mean64, cov3, opac):  # pragma: no cover - compiled
+    """The view-independent part of the projection, once per scene: float64 centres, world-space
+    covariances Sigma = rot diag(exp(scales))^2 rot^T (upper triangle: xx, xy, xz, yy, yz, zz) and
+    opacities sigmoid(logit), with the formulas of `ref.project`."""
+    for i in prange(means.shape[0]):
+        for a in range(3):
+            mean64[i, a] = np.float64(means[i, a])
+        qw, qx, qy, qz = (np.float64(quats[i, 0]), np.float64(quats[i, 1]), np.float64(quats[i, 2]),
+                          np.float64(quats[i, 3]))
+        qn = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+        qn = max(qn, 1e-12)
+        qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
+        s0 = math.exp(np.float64(scales[i, 0]))
+        s1 = math.exp(np.float64(scales[i, 1]))
+        s2 = math.exp(np.float64(scales[i, 2]))
+        # M = rot @ diag(s), by rows.
+        m00 = (1 - 2 * (qy * qy + qz * qz)) * s0
+        m01 = 2 * (qx * qy - qw * qz) * s1
+        m02 = 2 * (qx * qz + qw * qy) * s2
+        m10 = 2 * (qx * qy + qw * qz) * s0
+        m11 = (1 - 2 * (qx * qx + qz * qz)) * s1
+        m12 = 2 * (qy * qz - qw * qx) * s2
+        m20 = 2 * (qx * qz - qw * qy) * s0
+        m21 = 2 * (qy * qz + qw * qx) * s1
+        m22 = (1 - 2 * (qx * qx + qy * qy)) * s2
+        cov3[i, 0] = m00 * m00 + m01 * m01 + m02 * m02
+        cov3[i, 1] = m00 * m10 + m01 * m11 + m02 * m12
+        cov3[i, 2] = m00 * m20 + m01 * m21 + m02 * m22
+        cov3[i, 3] = m10 * m10 + m11 * m11 + m12 * m12
+        cov3[i, 4] = m10 * m20 + m11 * m21 + m12 * m22
+        cov3[i, 5] = m20 * m20 + m21 * m21 + m22 * m22
+        opac[i] = 1.0 / (1.0 + math.exp(-np.float64(logits[i])))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _project(mean64, cov3, opac, sh, degree, viewmat, K, width, height, near, far, antialiased,
              campos, rec, span, rect, valid):  # pragma: no cover - compiled
-    n = means.shape[0]
+    n = mean64.shape[0]
     R = viewmat[:3, :3]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     tiles_x = (width + TW - 1) // TW
@@ -67,49 +102,31 @@ def _project(means, quats, scales, logits, sh, degree, viewmat, K, width, height
     lim_y_neg = cy / fy + eps2d * (0.5 * height / fy)
     for i in prange(n):
         valid[i] = False
-        m0, m1, m2 = np.float64(means[i, 0]), np.float64(means[i, 1]), np.float64(means[i, 2])
+        m0, m1, m2 = mean64[i, 0], mean64[i, 1], mean64[i, 2]
         x = m0 * R[0, 0] + m1 * R[0, 1] + m2 * R[0, 2] + viewmat[0, 3]
         y = m0 * R[1, 0] + m1 * R[1, 1] + m2 * R[1, 2] + viewmat[1, 3]
         z = m0 * R[2, 0] + m1 * R[2, 1] + m2 * R[2, 2] + viewmat[2, 3]
         if not (z > near and z < far):
             continue
-        # Rotation of the Gaussian, camera-space M = R_cam @ rot @ diag(exp(scales)).
-        qw, qx, qy, qz = (np.float64(quats[i, 0]), np.float64(quats[i, 1]), np.float64(quats[i, 2]),
-                          np.float64(quats[i, 3]))
-        qn = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-        qn = max(qn, 1e-12)
-        qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
-        g00 = 1 - 2 * (qy * qy + qz * qz)
-        g01 = 2 * (qx * qy - qw * qz)
-        g02 = 2 * (qx * qz + qw * qy)
-        g10 = 2 * (qx * qy + qw * qz)
-        g11 = 1 - 2 * (qx * qx + qz * qz)
-        g12 = 2 * (qy * qz - qw * qx)
-        g20 = 2 * (qx * qz - qw * qy)
-        g21 = 2 * (qy * qz + qw * qx)
-        g22 = 1 - 2 * (qx * qx + qy * qy)
-        s0 = math.exp(np.float64(scales[i, 0]))
-        s1 = math.exp(np.float64(scales[i, 1]))
-        s2 = math.exp(np.float64(scales[i, 2]))
-        # Rows of Mc = R_cam @ rot @ diag(s).
-        m00 = (R[0, 0] * g00 + R[0, 1] * g10 + R[0, 2] * g20) * s0
-        m01 = (R[0, 0] * g01 + R[0, 1] * g11 + R[0, 2] * g21) * s1
-        m02 = (R[0, 0] * g02 + R[0, 1] * g12 + R[0, 2] * g22) * s2
-        m10 = (R[1, 0] * g00 + R[1, 1] * g10 + R[1, 2] * g20) * s0
-        m11 = (R[1, 0] * g01 + R[1, 1] * g11 + R[1, 2] * g21) * s1
-        m12 = (R[1, 0] * g02 + R[1, 1] * g12 + R[1, 2] * g22) * s2
-        m20 = (R[2, 0] * g00 + R[2, 1] * g10 + R[2, 2] * g20) * s0
-        m21 = (R[2, 0] * g01 + R[2, 1] * g11 + R[2, 2] * g21) * s1
-        m22 = (R[2, 0] * g02 + R[2, 1] * g12 + R[2, 2] * g22) * s2
-        cov00 = m00 * m00 + m01 * m01 + m02 * m02
-        cov01 = m00 * m10 + m01 * m11 + m02 * m12
-        cov02 = m00 * m20 + m01 * m21 + m02 * m22
-        cov10 = m10 * m00 + m11 * m01 + m12 * m02
-        cov11 = m10 * m10 + m11 * m11 + m12 * m12
-        cov12 = m10 * m20 + m11 * m21 + m12 * m22
-        cov20 = m20 * m00 + m21 * m01 + m22 * m02
-        cov21 = m20 * m10 + m21 * m11 + m22 * m12
-        cov22 = m20 * m20 + m21 * m21 + m22 * m22
+        # Camera-space covariance R Sigma R^T.
+        w00, w01, w02, w11, w12, w22 = cov3[i, 0], cov3[i, 1], cov3[i, 2], cov3[i, 3], cov3[i, 4], cov3[i, 5]
+        # P = R Sigma, then cov = P R^T.
+        p00 = R[0, 0] * w00 + R[0, 1] * w01 + R[0, 2] * w02
+        p01 = R[0, 0] * w01 + R[0, 1] * w11 + R[0, 2] * w12
+        p02 = R[0, 0] * w02 + R[0, 1] * w12 + R[0, 2] * w22
+        p10 = R[1, 0] * w00 + R[1, 1] * w01 + R[1, 2] * w02
+        p11 = R[1, 0] * w01 + R[1, 1] * w11 + R[1, 2] * w12
+        p12 = R[1, 0] * w02 + R[1, 1] * w12 + R[1, 2] * w22
+        p20 = R[2, 0] * w00 + R[2, 1] * w01 + R[2, 2] * w02
+        p21 = R[2, 0] * w01 + R[2, 1] * w11 + R[2, 2] * w12
+        p22 = R[2, 0] * w02 + R[2, 1] * w12 + R[2, 2] * w22
+        cov00 = p00 * R[0, 0] + p01 * R[0, 1] + p02 * R[0, 2]
+        cov01 = p00 * R[1, 0] + p01 * R[1, 1] + p02 * R[1, 2]
+        cov02 = p00 * R[2, 0] + p01 * R[2, 1] + p02 * R[2, 2]
+        cov11 = p10 * R[1, 0] + p11 * R[1, 1] + p12 * R[1, 2]
+        cov12 = p10 * R[2, 0] + p11 * R[2, 1] + p12 * R[2, 2]
+        cov22 = p20 * R[2, 0] + p21 * R[2, 1] + p22 * R[2, 2]
+        cov10, cov20, cov21 = cov01, cov02, cov12
         tx = z * min(max(x / z, -lim_x_neg), lim_x_pos)
         ty = z * min(max(y / z, -lim_y_neg), lim_y_pos)
         j00 = fx / z
@@ -134,14 +151,15 @@ def _project(means, quats, scales, logits, sh, degree, viewmat, K, width, height
         det = a * c - b * b
         if not det > 0:
             continue
-        o = 1.0 / (1.0 + math.exp(-np.float64(logits[i])))
+        o = opac[i]
         if antialiased:
             o = o * math.sqrt(max(det_orig / det, 1e-12))
         if not o >= 1.0 / 255.0:
             continue
         mx = fx * x / z + cx
         my = fy * y / z + cy
-        extend = min(math.sqrt(2.0 * math.log(max(o * 255.0, 1.0))), 3.33)
+        log_o = math.log(max(o * 255.0, 1.0))
+        extend = min(math.sqrt(2.0 * log_o), 3.33)
         rx = math.ceil(extend * math.sqrt(a))
         ry = math.ceil(extend * math.sqrt(c))
         if not (mx + rx > 0 and mx - rx < width and my + ry > 0 and my - ry < height):
@@ -160,8 +178,8 @@ def _project(means, quats, scales, logits, sh, degree, viewmat, K, width, height
         rect[i, 3] = min(max(math.ceil((my + ry) / TH), 0), tiles_y)
         # Pixels with alpha >= 1/255 satisfy sigma <= ln(255 * opacity); a small margin covers the
         # float32 rounding of sigma, the exact test is made per pixel.
-        o32 = np.float64(np.float32(o))
-        thr = math.log(max(o32 * 255.0, 1.0)) * 1.001 + 1e-3
+        # (the margin also covers the float32 rounding of the opacity the blending uses)
+        thr = log_o * 1.001 + 1e-3
         # Row spans of the ellipse sigma <= thr and the steps of the exp(-sigma) recurrences, from
         # the float32 conic the blending uses.
         ca, cb, cc = np.float64(rec[i, 2]), np.float64(rec[i, 3]), np.float64(rec[i, 4])
@@ -398,11 +416,30 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
 
+_WORLD: dict = {}  # the view-independent arrays of the last scene rendered, while its tensors are unchanged
+
+
+def _world_arrays(g: Gaussians) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """float64 centres, world covariances, opacities and float32 SH of `g`, computed once per scene: a
+    viewer renders the same Gaussians every frame. The cache holds the tensors themselves (their memory
+    cannot be reused by others) and their version counters, which every in-place change bumps."""
+    tensors = (g.means, g.quats, g.scales, g.opacities, g.sh)
+    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+    cached = _WORLD.get("tensors")
+    if cached is None or any(a is not b for a, b in zip(cached, tensors)) or _WORLD.get("key") != key:
+        means, quats, scales = _numpy(g.means), _numpy(g.quats), _numpy(g.scales)
+        n = means.shape[0]
+        mean64, cov3, opac = np.empty((n, 3)), np.empty((n, 6)), np.empty(n)
+        _world(means, quats, scales, _numpy(g.opacities), mean64, cov3, opac)
+        _WORLD.clear()
+        _WORLD.update(tensors=tensors, key=key, arrays=(mean64, cov3, opac, _numpy(g.sh)))
+    return _WORLD["arrays"]
+
+
 def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> dict:
     """Stages 1-3: projected Gaussians in depth order and per-tile lists (numpy arrays)."""
-    means, quats, scales = _numpy(g.means), _numpy(g.quats), _numpy(g.scales)
-    logits, sh = _numpy(g.opacities), _numpy(g.sh)
-    n = means.shape[0]
+    mean64, cov3, opac, sh = _world_arrays(g)
+    n = mean64.shape[0]
     rec = np.empty((n, 10), np.float32)
     span = np.empty((n, 8), np.float64)
     rect = np.empty((n, 4), np.int32)
@@ -410,7 +447,7 @@ def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> 
     viewmat = camera.viewmat.numpy().astype(np.float64)
     K = camera.K.numpy().astype(np.float64)
     campos = camera.position.numpy().astype(np.float64)
-    _project(means, quats, scales, logits, sh, int(sh_degree), viewmat, K, camera.width, camera.height,
+    _project(mean64, cov3, opac, sh, int(sh_degree), viewmat, K, camera.width, camera.height,
              float(camera.near), float(camera.far), bool(antialiased), campos, rec, span, rect, valid)
     ids = np.flatnonzero(valid).astype(np.int32)
     # Depths of visible Gaussians are > near > 0, so their float32 bits sort like the values.
