@@ -150,6 +150,18 @@ class NerfField(nn.Module):
     def color(self, geo: torch.Tensor, d: torch.Tensor) -> torch.Tensor:  # [N, G], [N, 3] -> [N, 3]
         return torch.sigmoid(self.color_net(torch.cat([geo, sh_encode(d)], -1)))
 
+    def direction_terms(self, d: torch.Tensor) -> torch.Tensor:  # [R, 3] unit -> [R, H]
+        """The view direction's share of the colour network's first layer, W_dir sh(d): computed once per
+        ray when rendering, instead of once per sample (`color_from_terms`)."""
+        w = self.color_net[0].weight
+        return sh_encode(d) @ w[:, self.config.geo_features:].t()
+
+    def color_from_terms(self, geo: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:  # [N, G], [N, H] -> [N, 3]
+        """`color(geo, d)` given `direction_terms(d)` of each sample's ray (same values up to rounding)."""
+        w = self.color_net[0].weight
+        h = torch.addmm(terms, geo, w[:, : self.config.geo_features].t()).relu_()
+        return torch.sigmoid(self.color_net[2:](h))
+
     def forward(self, x: torch.Tensor, d: torch.Tensor, impl: str | None = None):
         """Density [N] and colour [N, 3] at world points x [N, 3] seen along unit directions d [N, 3]."""
         geo = self.geometry(x, impl)

@@ -85,6 +85,23 @@ class OccupancyGrid(nn.Module):
         threshold = min(float(self.density.mean()), THRESHOLD)
         self.mask.copy_(self.density > threshold)
 
+    def occupied_box(self) -> torch.Tensor:
+        """[6] world box (min, max) around the occupied cells; an empty box (min > max) when none is."""
+        m = self.mask
+        n = self.resolution
+        lo, hi = self.aabb[:3], self.aabb[3:]
+        bounds = []
+        for axis in range(3):
+            others = tuple(a for a in range(3) if a != axis)
+            cells = torch.nonzero(m.any(dim=others[1]).any(dim=others[0])).squeeze(1)
+            if cells.numel() == 0:
+                return torch.cat([hi, lo])
+            bounds.append((int(cells[0]), int(cells[-1]) + 1))
+        first = torch.tensor([b[0] for b in bounds], dtype=torch.float32)
+        last = torch.tensor([b[1] for b in bounds], dtype=torch.float32)
+        size = (hi - lo) / n
+        return torch.cat([lo + first * size, lo + last * size])
+
     @property
     def occupied_fraction(self) -> float:
         return float(self.mask.float().mean())

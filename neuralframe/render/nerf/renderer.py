@@ -60,11 +60,21 @@ def render_rays(
     rgb = torch.zeros(n, 3)
     depth = torch.zeros(n)
     transmittance = torch.ones(n)
-    k = torch.zeros(n, dtype=torch.int64)
     u = torch.full((n,), 0.5)
-    active = torch.nonzero(t_min < t_max).squeeze(1)
     step = field.step
     mask = field.occupancy.mask
+    # Rays start at the box around the occupied cells (on the same sample lattice t_min + (k + u) step,
+    # one step early, so every sample the full march takes is still taken) and miss it entirely when
+    # they miss that box: rays through empty space cost nothing.
+    occ_near, occ_far = marching.ray_box(rays_o, rays_d, field.occupancy.occupied_box())
+    k = ((occ_near - t_min) / step - u).floor().clamp(min=0.0).long()
+    k = (k - 1).clamp(min=0)
+    t_max = torch.minimum(t_max, occ_far + step)
+    active = torch.nonzero((t_min < t_max) & (occ_near < occ_far)).squeeze(1)
+    # The view direction's share of the colour network, once per ray (computed when first needed);
+    # a field that defines its own `color` is asked per sample instead.
+    per_ray_terms = type(field).color is NerfField.color
+    sh_terms = None
     per_ray = first_samples
     while active.numel():
         ray_local, ts, done, k_end = marching.march(
@@ -79,7 +89,13 @@ def render_rays(
             weights, _, t_after = marching.sample_weights(sigmas, dts, ray_local, transmittance[active], impl=impl)
             keep = weights > W_MIN
             if bool(keep.any()):
-                colour = chunked(field.color, geo[keep], rays_d[rays[keep]])
+                if not per_ray_terms:
+                    colour = chunked(field.color, geo[keep], rays_d[rays[keep]])
+                else:
+                    if sh_terms is None:
+                        sh_terms = torch.zeros(n, field.config.hidden)
+                        sh_terms[active] = field.direction_terms(rays_d[active])
+                    colour = chunked(field.color_from_terms, geo[keep], sh_terms[rays[keep]])
                 w = weights[keep]
                 rgb.index_add_(0, rays[keep], w[:, None] * colour)
                 depth.index_add_(0, rays[keep], w * ts[keep])

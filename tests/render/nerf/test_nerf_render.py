@@ -91,3 +91,23 @@ def test_fused_geometry_matches_unfused():
     assert got.shape == expected.shape == (3000, field.config.geo_features)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     assert float(expected.abs().max()) > 0.1
+
+
+def test_per_ray_colour_terms_and_occupied_box():
+    """Rendering's shortcuts give what the plain definitions give: the colour from per-ray direction
+    terms equals `color`, and the occupied box encloses the ball and little more."""
+    torch.manual_seed(2)
+    field = NerfField(FieldConfig(grid=grid_for(64, n_levels=4, log2_hashmap_size=12), occupancy_resolution=16))
+    geo = torch.randn(500, field.config.geo_features)
+    d = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(field.color_from_terms(geo, field.direction_terms(d)), field.color(geo, d))
+
+    ball = _sphere_field()
+    box = ball.occupancy.occupied_box()
+    cell = 3.0 / ball.occupancy.resolution
+    assert bool((box[:3] <= -RADIUS).all()) and bool((box[3:] >= RADIUS).all())
+    assert bool((box[:3] >= -RADIUS - 2 * cell).all()) and bool((box[3:] <= RADIUS + 2 * cell).all())
+    ball.occupancy.mask.zero_()
+    empty = ball.occupancy.occupied_box()
+    assert bool((empty[:3] > empty[3:]).all())  # nothing occupied: rays miss it
