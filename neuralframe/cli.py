@@ -45,6 +45,12 @@ def _size(text: Optional[str]) -> Optional[tuple[int, int]]:
     return h, w
 
 
+MODEL_HELP = ("Matting model: an RVM state dict (.pth, e.g. the official rvm_mobilenetv3.pth; Robust Video "
+              "Matting) or a .tflite selfie segmenter. Default: the bundled segmenter with refinement.")
+RATIO_HELP = ("RVM only: the scale its network runs at, in (0, 1]. Default: about 480 px on the long side "
+              "(0.375 at 1280x720, 0.25 at 1920x1080, 1 for small frames).")
+
+
 def _emit_json(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -81,8 +87,12 @@ def stream(
     source: str = typer.Option("pattern", "--source", "-s",
                                help="A video file, an image folder, webcam, webcam:N, or pattern."),
     out: Optional[str] = typer.Option(None, "--out", "-o",
-                                      help="A .mp4/.mkv/.mov file, a folder for PNG frames, or window (a live "
-                                           "preview with an FPS overlay). Default: none (measure only)."),
+                                      help="A .mp4/.mkv/.mov file, a folder for PNG frames, window (a live "
+                                           "preview with an FPS overlay), or virtualcam[:DEVICE] (a virtual "
+                                           "webcam that video-call apps can pick; needs pip install "
+                                           "'neuralframe[virtualcam]' and a v4l2loopback device on Linux or "
+                                           "OBS Studio's virtual camera on macOS/Windows). Default: none "
+                                           "(measure only)."),
     effect: str = typer.Option("none", "--effect", "-e", help="none, warm, cool, sepia, gray, matte, "
                                                                 "replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]."),
     size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
@@ -92,16 +102,20 @@ def stream(
                                             "latest."),
     impl: str = typer.Option("auto", help="Kernel implementation: auto, cpu or reference."),
     loop: bool = typer.Option(False, help="Loop a video file."),
-    matte_backend: str = typer.Option("torch", help="Segmenter backend for matting effects: torch or onnx."),
+    matte_backend: str = typer.Option("torch", help="Backend of the matting model: torch or onnx."),
     device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
-    """Run a source through an effect into a file, a folder or nowhere; Ctrl-C stops cleanly."""
+    """Run a source through an effect into a file, a folder, a window, a virtual camera or nowhere; Ctrl-C
+    stops cleanly."""
     from neuralframe.console import print_pipeline_report
     from neuralframe.streaming.run import StreamSettings, run
 
     settings = StreamSettings(source=source, out=out, effect=effect, size=_size(size), frames=frames, fps=fps,
-                              policy=policy, impl=impl, loop=loop, matte_backend=matte_backend, device=device)
+                              policy=policy, impl=impl, loop=loop, matte_backend=matte_backend, device=device,
+                              model=model, downsample_ratio=downsample_ratio)
     report = run(settings, progress=not as_json)
     if as_json:
         _emit_json(report.to_dict())
@@ -118,14 +132,18 @@ def matte(
     background: str = typer.Option("#00b140", help="#RRGGBB, an image, a video (looped) or blur[:STRENGTH]."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Separate people from the background in a video, offline and lossless: every frame is matted."""
     from neuralframe.console import print_pipeline_report
+    from neuralframe.generate.matting.effects import MatteSettings
     from neuralframe.generate.matting.offline import MatteJob, run
 
+    settings = MatteSettings(model=model, downsample_ratio=downsample_ratio)
     report = run(MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames,
-                          fps=fps), progress=not as_json)
+                          fps=fps, matte=settings), progress=not as_json)
     if as_json:
         _emit_json(report.to_dict())
     else:

@@ -17,7 +17,10 @@ err_console = Console(stderr=True)
 
 def error_line(message: str) -> None:
     """One line on stderr: what is wrong and what to do."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages hold brackets that are not markup (pip install 'neuralframe[virtualcam]')
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -15,8 +15,8 @@ class StreamSettings:
 
     Args:
         source: "pattern", "webcam", "webcam:N", a video file or an image folder.
-        out: a .mp4/.mkv/.mov file, a folder for images, "window" (a live preview window), or None
-            (stats only).
+        out: a .mp4/.mkv/.mov file, a folder for images, "window" (a live preview window),
+            "virtualcam[:DEVICE]" (a virtual camera, through pyvirtualcam), or None (stats only).
         effect: a name from `stages.EFFECTS`.
         size: output (height, width), or None for the source's size.
         frames: stop after this many frames (None: the whole input; the pattern defaults to 150).
@@ -26,6 +26,9 @@ class StreamSettings:
         loop: loop a video file.
         matte_backend: "torch" or "onnx" for the matting effects' segmenter.
         device: torch device for the matting effects.
+        model: the matting effects' model: an RVM state dict (.pth) or a .tflite segmenter (None: the
+            bundled segmenter).
+        downsample_ratio: RVM only: the scale its network runs at (None: from the frame size).
     """
 
     source: str = "pattern"
@@ -39,6 +42,8 @@ class StreamSettings:
     loop: bool = False
     matte_backend: str = "torch"
     device: str = "cpu"
+    model: str | None = None
+    downsample_ratio: float | None = None
 
 
 def build(settings: StreamSettings, on_frame=None) -> Pipeline:
@@ -52,23 +57,29 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
     source = sources.parse_source(settings.source, frames=settings.frames, size=source_size, fps=settings.fps,
                                   loop=settings.loop)
     size = settings.size if settings.source != "pattern" else None
-    chain = effect_chain(settings.effect, size, settings.impl, settings.matte_backend, settings.device)
+    chain = effect_chain(settings.effect, size, settings.impl, settings.matte_backend, settings.device,
+                         model=settings.model, downsample_ratio=settings.downsample_ratio)
     sink = sinks.LatestFrameSink() if settings.out == "window" else sinks.parse_sink(settings.out, fps=settings.fps)
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
     return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
 
 
-def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "torch", device: str = "cpu") -> list:
+def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "torch", device: str = "cpu", *,
+                 model: str | None = None, downsample_ratio: float | None = None) -> list:
     """The stages for `--effect`: a colour grade (one fused stage) or a matting effect (segment, then
-    refine + composite, on two threads)."""
+    refine + composite, or with an RVM model rvm, then composite, on two threads)."""
     from neuralframe.streaming import stages
 
     if effect.split(":", 1)[0] in MATTING_EFFECTS:
         from neuralframe.generate.matting.effects import MatteSettings, effect_stages
 
         return effect_stages(effect, size=size, impl=impl,
-                             settings=MatteSettings(backend=matte_backend, device=device, impl=impl))
+                             settings=MatteSettings(backend=matte_backend, device=device, model=model,
+                                                    downsample_ratio=downsample_ratio, impl=impl))
+    if model is not None or downsample_ratio is not None:
+        raise InputError(f"--model and --downsample-ratio go with the matting effects (matte, blur, replace), "
+                         f"not '{effect}'")
     stage = stages.effect_stage(effect, size, impl=impl)
     return [stage] if stage is not None else []
 

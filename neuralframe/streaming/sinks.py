@@ -1,4 +1,5 @@
-"""Frame sinks: H.264 video files (PyAV), image folders, null (stats only) and latest-frame (for a UI).
+"""Frame sinks: H.264 video files (PyAV), image folders, a virtual camera (pyvirtualcam), null (stats only)
+and latest-frame (for a UI).
 
 Outputs are written under a temporary name beside the target and renamed into place only when the
 stream finished well, so a failure or a cancel never leaves a partial file where the user looks.
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from neuralframe.errors import InputError, OutputError
+from neuralframe.errors import InputError, MissingDependencyError, OutputError
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Sink
 
@@ -48,7 +51,7 @@ def _image_u8(frame: Frame, where: str) -> np.ndarray:
             f"{where} needs uint8 [H, W, 3] frames, got {getattr(image, 'dtype', type(image))} {list(image.shape)} "
             f"at frame {frame.index}"
         )
-    array = image.numpy() if hasattr(image, "numpy") else np.asarray(image)
+    array = image.detach().cpu().numpy() if hasattr(image, "numpy") else np.asarray(image)
     return np.ascontiguousarray(array)
 
 
@@ -256,10 +259,132 @@ class LatestFrameSink(Sink):
             return self._frame, self._serial
 
 
+VIRTUALCAM = "virtualcam"
+
+
+def _pyvirtualcam():
+    """pyvirtualcam, imported on first use (it loads a native library), or a clear error saying what to install."""
+    from neuralframe.backend.device import import_optional
+
+    try:
+        return import_optional("pyvirtualcam", "virtualcam", "--out virtualcam")
+    except ImportError as error:  # there, but its native part does not load
+        raise MissingDependencyError(f"--out virtualcam: pyvirtualcam is installed but does not load ({error}); "
+                                     "reinstall it with pip install --force-reinstall 'neuralframe[virtualcam]'") from None
+
+
+def _virtualcam_help() -> str:
+    """What to do when no virtual camera device opens, for this system."""
+    if sys.platform.startswith("linux"):
+        return ("load a v4l2loopback device (sudo modprobe v4l2loopback exclusive_caps=1, from the "
+                "v4l2loopback-dkms package) and try again")
+    return "install OBS Studio (28 or newer), start its virtual camera once, then try again"
+
+
+class VirtualCamSink(Sink):
+    """Sends frames to a virtual camera, so video-call and streaming apps see the stream as a webcam.
+
+    Through pyvirtualcam (`pip install 'neuralframe[virtualcam]'`, imported on first use): a v4l2loopback
+    device on Linux, OBS Studio's virtual camera on macOS and Windows. The camera opens in `open()`, at the
+    stream's size and frame rate, so a missing package or device fails before the first frame; if the first
+    frame has another size, the camera is reopened at that size. Frames are sent as uint8 RGB [H, W, 3] and,
+    with `pace`, held until their timestamp, so a video file plays at its own speed instead of as fast as it
+    decodes (a live source is already paced; a late frame goes at once and the clock starts again from it,
+    so a stall is never followed by a burst).
+
+    Args:
+        device: the device to use (/dev/videoN, "OBS Virtual Camera"); None: the first free one.
+        fps: the frame rate announced to the camera; default: the stream's.
+        pace: hold each frame until its timestamp.
+    """
+
+    def __init__(self, device: str | None = None, fps: float | None = None, pace: bool = True):
+        self.device = device or None
+        self.fps = fps
+        self.pace = pace
+        self.name = VIRTUALCAM
+        self.frames_written = 0
+        self.device_name: str | None = None
+        self._cam = None
+        self._module = None
+        self._size: tuple[int, int] | None = None
+        self._rate = 30.0
+        self._clock: tuple[float, float] | None = None  # (perf_counter, frame timestamp) of the pacing anchor
+
+    @property
+    def output(self) -> str | None:
+        return f"virtual camera {self.device_name or self.device or ''}".rstrip()
+
+    def open(self, info: StreamInfo) -> None:
+        self._module = _pyvirtualcam()
+        self._rate = float(self.fps or info.fps or 30.0)
+        self._open(info.height, info.width)
+
+    def _open(self, height: int, width: int) -> None:
+        module = self._module
+        try:
+            self._cam = module.Camera(width=int(width), height=int(height), fps=self._rate,
+                                      fmt=module.PixelFormat.RGB, device=self.device)
+        except RuntimeError as error:  # pyvirtualcam's way of saying no backend could open a device
+            reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            which = f"'{self.device}'" if self.device else "a virtual camera"
+            raise OutputError(f"could not open {which} for --out virtualcam ({reason or 'no device'}): "
+                              f"{_virtualcam_help()}") from None
+        self._size = (int(height), int(width))
+        try:
+            self.device_name = str(self._cam.device)
+        except Exception:  # noqa: BLE001 - the name is for reports only
+            self.device_name = self.device
+
+    def write(self, frame: Frame) -> None:
+        image = _image_u8(frame, "the virtual camera")
+        h, w = image.shape[:2]
+        if (h, w) != self._size:
+            if self.frames_written:
+                raise InputError(f"frame {frame.index} is {w}x{h} but the virtual camera runs at "
+                                 f"{self._size[1]}x{self._size[0]}")
+            self._close_camera()
+            self._open(h, w)
+        if self.pace:
+            self._wait_for(frame.timestamp)
+        try:
+            self._cam.send(image)
+        except (RuntimeError, OSError) as error:
+            raise OutputError(f"the virtual camera {self.device_name or ''} stopped taking frames ({error})") from None
+        self.frames_written += 1
+
+    def _wait_for(self, timestamp: float) -> None:
+        now = time.perf_counter()
+        if self._clock is not None:
+            delay = self._clock[0] + (timestamp - self._clock[1]) - now
+            if 0 < delay <= 1.0:
+                time.sleep(delay)
+                return
+        # the first frame, a late one, or a jump in the source's clock: start the clock again here
+        self._clock = (now, timestamp)
+
+    def _close_camera(self) -> None:
+        cam, self._cam = self._cam, None
+        if cam is not None:
+            cam.close()
+
+    def close(self) -> None:
+        self._close_camera()
+
+    def abort(self) -> None:
+        try:
+            self._close_camera()
+        except Exception:  # noqa: BLE001 - the stream already failed; that error is the one to report
+            pass
+
+
 def parse_sink(spec: str | None, *, fps: float | None = None) -> Sink:
-    """A sink from its command-line form: a video name (.mp4/.mkv/.mov), a folder, or nothing (null)."""
+    """A sink from its command-line form: a video name (.mp4/.mkv/.mov), a folder, `virtualcam[:DEVICE]`, or
+    nothing (null)."""
     if spec is None or spec == "":
         return NullSink()
+    if spec == VIRTUALCAM or spec.startswith(VIRTUALCAM + ":"):
+        return VirtualCamSink(device=spec.partition(":")[2] or None, fps=fps)
     path = Path(spec)
     if path.suffix.lower() in VIDEO_FORMATS:
         return VideoFileSink(path, fps=fps)

@@ -7,4 +7,5 @@ Submodules load torch on use; importing this package stays cheap:
     from neuralframe.generate.matting.offline import MatteJob, run  # `neuralframe matte`
     from neuralframe.generate.matting.segmenter import load_segmenter
     from neuralframe.generate.matting.rvm import MattingNetwork     # official rvm_mobilenetv3.pth loads
+    from neuralframe.generate.matting.rvm_matter import RVMMatter   # RVM behind the effects (`--model x.pth`)
 """

@@ -6,8 +6,10 @@
 
 Each stage segments the frame (the bundled segmenter, our torch module or its ONNX export), refines the
 matte on the full frame (temporal stabilisation, fast guided filter) and composites with the fused
-kernel `fused.composite`. The alpha also travels on in `frame.metadata["alpha"]` (float32 [H, W]) for
-sinks that write it (see `offline.py`).
+kernel `fused.composite`. With `MatteSettings(model="rvm_mobilenetv3.pth")` Robust Video Matting computes
+the alpha and the foreground instead, with no refinement (see `rvm_matter.py` for why). The alpha also
+travels on in `frame.metadata["alpha"]` (float32 [H, W]), and the foreground that was composited in
+`["foreground"]`, for sinks that write them (see `offline.py`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ class MatteSettings:
         variant: segmenter "auto", "general" (256x256) or "landscape" (144x256).
         backend: "torch" or "onnx".
         device: torch device for the segmenter ("cpu", "cuda", "auto").
-        model: a .tflite segmenter to import instead of the bundled one.
-        refine: refinement settings.
+        model: a .tflite segmenter to import instead of the bundled one, or an RVM state dict (.pth, such
+            as the official rvm_mobilenetv3.pth) to matte with Robust Video Matting.
+        downsample_ratio: RVM only: the scale its network runs at, in (0, 1]; None picks one from the
+            frame size (`rvm_matter.default_downsample_ratio`).
+        refine: refinement settings (the segmenter path only).
         impl: kernel implementation ("auto", "cpu", "reference").
         kernel_threads: Numba threads for the stage's kernels, set on the stage's own worker thread
             (Numba's setting is per thread); 0 keeps Numba's default. One measured fastest in a
@@ -48,17 +53,58 @@ class MatteSettings:
     backend: str = "torch"
     device: str = "cpu"
     model: str | None = None
+    downsample_ratio: float | None = None
     refine: RefineSettings = field(default_factory=RefineSettings)
     impl: str = "auto"
     kernel_threads: int = 1
+
+
+def model_kind(settings: MatteSettings) -> str:
+    """"rvm" when `settings.model` is an RVM state dict (.pth/.pt), else "segmenter" (the bundled one or a
+    .tflite); checks that the file is there and that the options fit the model, before anything opens."""
+    kind = "segmenter"
+    if settings.model is not None:
+        from neuralframe.generate.matting.rvm_matter import RVM_SUFFIXES
+
+        path = Path(settings.model)
+        if not path.exists():
+            raise InputError(f"model file '{path}' does not exist (give an RVM .pth state dict or a .tflite "
+                             "segmenter)")
+        if path.is_dir():
+            raise InputError(f"model '{path}' is a folder: give the RVM .pth or the .tflite file in it")
+        suffix = path.suffix.lower()
+        if suffix in RVM_SUFFIXES:
+            kind = "rvm"
+        elif suffix != ".tflite":
+            raise InputError(f"model file '{path}' is neither an RVM state dict (.pth) nor a .tflite segmenter")
+    if settings.downsample_ratio is not None:
+        if kind != "rvm":
+            raise InputError("--downsample-ratio applies to an RVM model only (--model rvm_mobilenetv3.pth)")
+        from neuralframe.generate.matting.rvm import check_downsample_ratio
+
+        check_downsample_ratio(settings.downsample_ratio)
+    return kind
+
+
+def make_matter(settings: MatteSettings):
+    """The frame -> alpha object for one stream: `Matter` (segmenter + refiner) or `RVMMatter`."""
+    if model_kind(settings) == "rvm":
+        from neuralframe.generate.matting.rvm_matter import RVMMatter
+
+        return RVMMatter(settings.model, settings.downsample_ratio, settings.backend, settings.device,
+                         impl=settings.impl)
+    return Matter(settings)
 
 
 class Matter:
     """Frame -> alpha for one stream: segmenter, then refiner (which keeps the temporal state).
 
     `__call__(image)`: uint8 [H, W, 3] -> float32 [H, W] in [0, 1]. `timings` holds the last call's
-    milliseconds per step ("segment", "refine").
+    milliseconds per step ("segment", "refine"). `foreground` is None: the frame itself is composited
+    (`RVMMatter`, on the same interface, predicts one).
     """
+
+    foreground = None
 
     def __init__(self, settings: MatteSettings = MatteSettings()):
         from neuralframe.generate.matting.refine import Refiner
@@ -271,7 +317,8 @@ def parse_background(spec: str, impl: str = "auto") -> Background:
 
 
 class MatteStage(Stage):
-    """Segment, refine and composite each frame over a background (or show the alpha).
+    """Segment, refine and composite each frame over a background (or show the alpha); with an RVM model,
+    matte with RVM and composite its foreground.
 
     Args:
         background: a `Background`; `AlphaView()` outputs the alpha as a grey picture.
@@ -285,18 +332,23 @@ class MatteStage(Stage):
         self.settings = settings
         self.size = size
         self.name = name
-        self.split = split  # the coarse matte comes from a SegmentStage before this one
-        self.matter: Matter | None = None
+        # split: the coarse matte comes from a SegmentStage before this one (or, with RVM, the final alpha
+        # and foreground from an RVMStage)
+        self.split = split
+        self.kind = model_kind(settings)
+        self.matter = None
+        self.refiner = None
         self._threads_set = False
 
     def setup(self, info: StreamInfo) -> StreamInfo:
         h, w = self.size or (info.height, info.width)
         if self.split:
-            from neuralframe.generate.matting.refine import Refiner
+            if self.kind == "segmenter":
+                from neuralframe.generate.matting.refine import Refiner
 
-            self.refiner = Refiner(self.settings.refine, impl=self.settings.impl)
+                self.refiner = Refiner(self.settings.refine, impl=self.settings.impl)
         else:
-            self.matter = Matter(self.settings).prepare(h, w)
+            self.matter = make_matter(self.settings).prepare(h, w)
         self.background.setup(h, w)
         return info.resized(h, w)
 
@@ -311,7 +363,13 @@ class MatteStage(Stage):
             _set_kernel_threads(self.settings.kernel_threads)
         if self.size is not None and tuple(image.shape[:2]) != tuple(self.size):
             image = fused.resize(image, self.size, impl=self.settings.impl)
-        if self.split:
+        foreground = None
+        if self.split and self.kind == "rvm":
+            alpha, foreground = frame.metadata.get("alpha"), frame.metadata.get("foreground")
+            if alpha is None or foreground is None:
+                raise InputError(f"frame {frame.index} has no RVM matte: an rvm stage must come first")
+            timings = {"rvm": frame.metadata.get("segment_ms", 0.0)}
+        elif self.split:
             import time
 
             coarse = frame.metadata.get("coarse")
@@ -322,12 +380,16 @@ class MatteStage(Stage):
             timings = {"segment": frame.metadata.get("segment_ms", 0.0), "refine": (time.perf_counter() - t0) * 1e3}
         else:
             alpha = self.matter(image)
+            foreground = self.matter.foreground
             timings = dict(self.matter.timings)
+        if foreground is None:
+            foreground = image
         if isinstance(self.background, AlphaView):
             out = fused.to_uint8(alpha[None].expand(3, -1, -1), impl=self.settings.impl)
         else:
-            out = fused.composite(image, alpha, self.background(frame.replace(image=image)), impl=self.settings.impl)
-        metadata = dict(frame.metadata, alpha=alpha, foreground=image, matte_ms=timings)
+            out = fused.composite(foreground, alpha, self.background(frame.replace(image=image)),
+                                  impl=self.settings.impl)
+        metadata = dict(frame.metadata, alpha=alpha, foreground=foreground, matte_ms=timings)
         metadata.pop("coarse", None)
         return frame.replace(image=out, metadata=metadata)
 
@@ -399,10 +461,14 @@ def is_matting_effect(spec: str) -> bool:
 
 def effect_stages(spec: str, size: tuple[int, int] | None = None, impl: str = "auto", *,
                   settings: MatteSettings | None = None) -> list[Stage]:
-    """Like `effect_stage`, as two stages (segment | refine + composite) that run on two threads: the
-    faster choice in a pipeline. Same output, frame for frame."""
+    """Like `effect_stage`, as two stages (segment | refine + composite, or with RVM: rvm | composite) that
+    run on two threads: the faster choice in a pipeline. Same output, frame for frame."""
     stage = effect_stage(spec, size, impl, settings=settings)
     stage.split = True
+    if stage.kind == "rvm":
+        from neuralframe.generate.matting.rvm_matter import RVMStage
+
+        return [RVMStage(stage.settings, size), stage]
     return [SegmentStage(stage.settings, size), stage]
 
 
@@ -414,7 +480,8 @@ def effect_stage(spec: str, size: tuple[int, int] | None = None, impl: str = "au
         spec: the effect as typed on the command line.
         size: output (height, width), or None for the source's size.
         impl: kernel implementation.
-        settings: segmenter and refinement settings (default: the bundled segmenter on the CPU).
+        settings: segmenter and refinement settings, or an RVM model (default: the bundled segmenter on
+            the CPU).
     """
     text = spec.strip()
     name, _, arg = text.partition(":")

@@ -1,8 +1,9 @@
 """The offline matting job behind `neuralframe matte INPUT -o OUT.mp4 [--alpha A.mp4] [--rgba DIR] [--background B]`.
 
 Lossless `block` edges: every input frame reaches every output (the report accounts for each). The
-composite goes to OUT, the alpha as a grey video to ALPHA, and RGBA PNGs (the original pixels with the
-alpha as the fourth channel) to DIR. All outputs are written under temporary names and appear only
+composite goes to OUT, the alpha as a grey video to ALPHA, and RGBA PNGs (the foreground with the alpha as
+the fourth channel: the original pixels, or with an RVM model its predicted foreground) to DIR. The
+matting model is the bundled segmenter with refinement, or RVM with `MatteSettings(model="x.pth")`. All outputs are written under temporary names and appear only
 when the job finished well.
 """
 
@@ -34,7 +35,7 @@ class MatteJob:
         background: "#RRGGBB", an image, a video or "blur[:STRENGTH]".
         frames: stop after this many frames (None: all).
         fps: output frame rate (default: the input's).
-        matte: segmenter and refinement settings.
+        matte: segmenter and refinement settings, or an RVM model (`model`, `downsample_ratio`).
     """
 
     input: str
@@ -75,7 +76,8 @@ class AlphaSink(Sink):
 
 
 class RgbaFolderSink(ImageFolderSink):
-    """RGBA PNGs `NNNNNN.png`: the frame as it came in, with the alpha as its fourth channel."""
+    """RGBA PNGs `NNNNNN.png`: the foreground that was composited (the frame as it came in, or RVM's
+    predicted foreground), with the alpha as its fourth channel."""
 
     what = "RGBA images"
     folder_label = "RGBA folder"

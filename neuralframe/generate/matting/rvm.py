@@ -475,6 +475,18 @@ def export_onnx(model: RVM, path: str | os.PathLike, size: tuple[int, int] = (28
     return p
 
 
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why torch.load refused a file, in a user's words (torch's own message is long and speaks of code)."""
+    import zipfile
+
+    text = str(error)
+    if "Unsupported global" in text or "add_safe_globals" in text:
+        return "it holds pickled Python objects (a whole model?), not only tensors; save model.state_dict() instead"
+    if "zip archive" in text or zipfile.is_zipfile(path):
+        return "the archive is damaged or incomplete (copy or download it again)"
+    return "it is not a file written by torch.save (as the official rvm_mobilenetv3.pth is)"
+
+
 def load_rvm(path: str | os.PathLike) -> RVM:
     """An RVM (eval mode, CPU) with the weights of a .pth state dict such as the official rvm_mobilenetv3.pth.
 
@@ -486,8 +498,7 @@ def load_rvm(path: str | os.PathLike) -> RVM:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and torch errors all mean the same thing to a user
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"RVM weights '{p}' could not be read ({first[:200]})") from None
+        raise InputError(f"RVM weights '{p}' could not be read: {_unreadable(p, error)}") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise InputError(f"RVM weights '{p}' are not a state dict (got {type(state).__name__})")
     if "backbone.conv1.weight" in state:

@@ -12,6 +12,7 @@ class _KnownAlpha:
     """Stands in for the segmenter + refiner: left half person (1), right half background (0)."""
 
     timings = {"segment": 0.0, "refine": 0.0}
+    foreground = None  # composite the frame itself, as the segmenter path does
 
     def __call__(self, image):
         a = torch.zeros(image.shape[:2])
