@@ -1,1 +1,3 @@
-"""Generative and neural media: matting today (`neuralframe.generate.matting`); imports nothing heavy."""
+"""Generative and neural media: matting (`neuralframe.generate.matting`), procedural captioned data
+(`neuralframe.generate.data`) and the bundled CLIP tokenizer (`neuralframe.generate.tokenizer`); imports
+nothing heavy."""
