@@ -71,6 +71,7 @@ def run(scene_path: str | None = None, seconds: float = 5.0, size: tuple[int, in
         "input_latency_ms_median": round(float(np.median(lat)), 2) if lat else None,
         "implementation": stats.implementation,
         "window_draws_per_s": round(stats.draws / stats.seconds, 1) if stats.seconds else None,
+        "renders_interrupted": stats.renders_interrupted,
     }
 
 

@@ -63,6 +63,7 @@ class ViewerStats:
     seconds: float = 0.0
     screenshot: str | None = None
     implementation: str = ""
+    renders_interrupted: int = 0  # renders dropped because a newer camera arrived while they ran
 
     def summary(self) -> dict[str, Any]:
         def med(v):
@@ -77,6 +78,7 @@ class ViewerStats:
             "input_latency_ms_p95": round(float(np.percentile(self.input_latency_ms, 95)), 2)
             if self.input_latency_ms else 0.0,
             "implementation": self.implementation,
+            "renders_interrupted": self.renders_interrupted,
         }
 
 
@@ -320,7 +322,9 @@ class ViewerApp:
         self.requests = RequestSource(*self.size)
         self.sink = LatestFrameSink()
         self.stats.implementation = self.scene.implementation(self.settings.impl)
-        self.pipeline = Pipeline(self.requests, [RenderStage(self.scene, self.settings.impl, self.render_fn)],
+        stage = self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn,
+                                          stale=self.requests.superseded)
+        self.pipeline = Pipeline(self.requests, [stage],
                                  self.sink, policy="latest")
         try:
             config = pyglet.gl.Config(double_buffer=True)
@@ -356,6 +360,7 @@ class ViewerApp:
                 win.close()
                 self.window = None
             self.stats.seconds = time.perf_counter() - self._t_start
+            self.stats.renders_interrupted = self._stage.interrupted
         return self.stats
 
     def _on_close(self):

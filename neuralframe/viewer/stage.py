@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Source, Stage
@@ -45,6 +46,7 @@ class RequestSource(Source):
     def __init__(self, width: int, height: int) -> None:
         self._cond = threading.Condition()
         self._pending: ViewRequest | None = None
+        self._latest: ViewRequest | None = None
         self._closed = False
         self._i = 0
         self._size = (width, height)
@@ -52,8 +54,13 @@ class RequestSource(Source):
     def open(self) -> StreamInfo:
         return StreamInfo(width=self._size[0], height=self._size[1], fps=60.0, frames=None, name="viewer", live=True)
 
+    def superseded(self, request: ViewRequest) -> bool:
+        """A newer request than `request` has been submitted (it may already be queued for rendering)."""
+        return self._latest is not request
+
     def submit(self, request: ViewRequest) -> None:
         with self._cond:
+            self._latest = request
             self._pending = request
             self._cond.notify_all()
 
@@ -102,24 +109,46 @@ def colorize(output, mode: str) -> np.ndarray:
 class RenderStage(Stage):
     """Renders each request with the scene's renderer at the requested scale.
 
+    A render that a newer request makes stale stops at the renderer's next check point
+    (`neuralframe.render.interrupt`) and is dropped, so a new camera waits for a fraction of a render
+    instead of a whole one. Never twice in a row: under input faster than renders, every other render
+    still reaches the screen.
+
     Args:
         scene: anything with `render(camera, impl=...)` (see `neuralframe.render.scene`).
         impl: renderer implementation ("auto", "cpu", "reference", "cuda").
         render_fn: replaces `scene.render` (tests inject a slow renderer this way).
+        stale: stale(request) is true once a newer request exists (`RequestSource.superseded`); None: never
+            interrupt.
     """
 
     name = "render"
 
-    def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None):
+    def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None,
+                 stale: Callable[[ViewRequest], bool] | None = None):
         self.scene = scene
         self.impl = impl
         self.render_fn = render_fn or (lambda camera: scene.render(camera, impl=impl))
+        self.stale = stale
+        self.interrupted = 0
+        self._last_interrupted = False
 
-    def process(self, frame: Frame) -> Frame:
+    def process(self, frame: Frame) -> Frame | None:
         request: ViewRequest = frame.metadata["request"]
         camera = request.camera if request.scale >= 1.0 else request.camera.scaled(request.scale)
         t0 = time.perf_counter()
-        output = self.render_fn(camera)
+        if self.stale is not None and not self._last_interrupted:
+            stale = lambda: self.stale(request)  # noqa: E731
+        else:
+            stale = lambda: False  # noqa: E731
+        try:
+            with interrupt.interruptible(stale):
+                output = self.render_fn(camera)
+        except interrupt.RenderInterrupted:
+            self.interrupted += 1
+            self._last_interrupted = True
+            return None
+        self._last_interrupted = False
         image = colorize(output, request.mode)
         ms = 1000.0 * (time.perf_counter() - t0)
         meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from neuralframe.backend import dispatch
+from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.render.nerf import march as marching
 from neuralframe.render.nerf.field import NerfField, trunc_exp
@@ -77,6 +78,7 @@ def render_rays(
     sh_terms = None
     per_ray = first_samples
     while active.numel():
+        interrupt.check()
         ray_local, ts, done, k_end = marching.march(
             rays_o[active], rays_d[active], t_min[active], t_max[active], mask, aabb, step,
             u[active], k[active], per_ray, impl=impl)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.render.output import RenderOutput
 from neuralframe.render.splat import ref
@@ -449,6 +450,7 @@ def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> 
     campos = camera.position.numpy().astype(np.float64)
     _project(mean64, cov3, opac, sh, int(sh_degree), viewmat, K, camera.width, camera.height,
              float(camera.near), float(camera.far), bool(antialiased), campos, rec, span, rect, valid)
+    interrupt.check()
     ids = np.flatnonzero(valid).astype(np.int32)
     # Depths of visible Gaussians are > near > 0, so their float32 bits sort like the values.
     order = _radix_sort(np.ascontiguousarray(rec[ids, 9]).view(np.uint32), ids)
@@ -473,6 +475,7 @@ def rasterize_with_stats(g: Gaussians, camera: Camera, *, sh_degree: int | None 
     pixel-Gaussian evaluations (alpha computed for a pixel that had not stopped)."""
     degree = g.sh_degree if sh_degree is None else int(sh_degree)
     s = prepare(g, camera, degree, antialiased)
+    interrupt.check()
     W, H = camera.width, camera.height
     counts = np.diff(s["offsets"])
     busy = np.flatnonzero(counts)
