@@ -316,6 +316,36 @@ def data_nerf_synthetic(
     console.print(f"wrote [bold]{path}[/]", highlight=False)
 
 
+@data_app.command("shapes")
+def data_shapes(
+    preview: str = typer.Option(..., "--preview", help="The PNG contact sheet to write."),
+    n: int = typer.Option(32, "--n", help="Samples to show."),
+    size: int = typer.Option(64, help="Image size in pixels."),
+    video: bool = typer.Option(False, help="Show short videos (one per row, frames across) instead of images."),
+    split: str = typer.Option("train", help="train or eval (the held-out attribute combinations)."),
+    seed: int = typer.Option(0, help="First seed; sample i uses seed + i."),
+) -> None:
+    """Look at the procedural captioned shapes data the bundled generative models train on."""
+    from neuralframe.console import console
+    from neuralframe.errors import InputError
+    from neuralframe.generate.data import ShapesConfig, ShapesGenerator
+    from neuralframe.generate.data.preview import contact_sheet
+    from neuralframe.viewer.app import save_png
+
+    if n < 1 or size < 16:
+        raise InputError("--n must be at least 1 and --size at least 16")
+    try:
+        generator = ShapesGenerator(ShapesConfig(size=size))
+        sheet, samples = contact_sheet(generator, range(seed, seed + n), split, video)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    path = save_png(sheet, preview)
+    console.print(f"wrote [bold]{path}[/] ({len(samples)} {'videos' if video else 'images'}, {split} split)",
+                  highlight=False)
+    for i, sample in enumerate(samples[: min(len(samples), 8)]):
+        console.print(f"  {seed + i}: {sample.caption}", highlight=False)
+
+
 @train_app.command("nerf")
 def train_nerf(
     data: str = typer.Argument(..., help="A folder with transforms_train.json (NeRF-synthetic / instant-ngp format)."),
@@ -360,6 +390,22 @@ def bench_matte(
     console.print(f"matting 1280x720: torch [bold]{hd['torch']['fps_end_to_end']} FPS[/], onnxruntime "
                   f"{hd['onnx']['fps_end_to_end']} FPS; segmenter {seg['torch_ms']} ms (ours) vs "
                   f"{seg['opencv_ms']} ms (OpenCV)", highlight=False)
+
+
+@bench_app.command("data")
+def bench_data(
+    quick: bool = typer.Option(False, help="A short run for a smoke test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Generation speed of the procedural captioned shapes data (images and videos per second)."""
+    from neuralframe.bench import data as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(quick=quick, progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    console.print_json(json.dumps(result))
 
 
 @bench_app.command("viewer")

@@ -139,3 +139,17 @@ def test_stream_matting_effect_and_matte_command(tmp_path):
     assert (tmp_path / "m.mp4").exists() and (tmp_path / "a.mp4").exists()
     _one_clear_line(nf("matte", str(tmp_path / "nobody.mp4"), "-o", str(tmp_path / "x.mp4")), "nobody.mp4")
     _one_clear_line(nf("stream", "--effect", "replace:#12345"), "12345")
+
+
+def test_data_shapes_preview(tmp_path):
+    import cv2
+
+    out = tmp_path / "sheet.png"
+    result = nf("data", "shapes", "--preview", str(out), "--n", "10", "--size", "32")
+    assert result.returncode == 0, result.stderr
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (2 * 32, 8 * 32, 3) and sheet.std() > 10  # 10 samples on rows of 8, not blank
+    assert " a " in result.stdout or "an " in result.stdout  # the captions are listed
+    bad = nf("data", "shapes", "--preview", str(tmp_path / "x.png"), "--split", "nope")
+    _one_clear_line(bad, "nope")
+    assert not (tmp_path / "x.png").exists()
