@@ -355,14 +355,7 @@ class MatteStage(Stage):
     def process(self, frame: Frame) -> Frame:
         from neuralframe.backend import fused
 
-        image = frame.image
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise InputError(f"frame {frame.index} is {list(image.shape)}, expected [H, W, 3]")
-        if not self._threads_set:
-            self._threads_set = True
-            _set_kernel_threads(self.settings.kernel_threads)
-        if self.size is not None and tuple(image.shape[:2]) != tuple(self.size):
-            image = fused.resize(image, self.size, impl=self.settings.impl)
+        image = stage_input(self, frame)
         foreground = None
         if self.split and self.kind == "rvm":
             alpha, foreground = frame.metadata.get("alpha"), frame.metadata.get("foreground")
@@ -422,16 +415,7 @@ class SegmentStage(Stage):
     def process(self, frame: Frame) -> Frame:
         import time
 
-        from neuralframe.backend import fused
-
-        if not self._threads_set:
-            self._threads_set = True
-            _set_kernel_threads(self.settings.kernel_threads)
-        image = frame.image
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise InputError(f"frame {frame.index} is {list(image.shape)}, expected [H, W, 3]")
-        if self.size is not None and tuple(image.shape[:2]) != tuple(self.size):
-            image = fused.resize(image, self.size, impl=self.settings.impl)
+        image = stage_input(self, frame)
         t0 = time.perf_counter()
         mask, guide = self.segmenter(image)
         mask = self.refiner.coarse(mask, guide)
@@ -440,6 +424,23 @@ class SegmentStage(Stage):
 
     def teardown(self) -> None:
         self.segmenter.close()
+
+
+def stage_input(stage, frame: Frame) -> "torch.Tensor":
+    """The frame's image as a matting stage takes it: [H, W, 3] checked, resized to `stage.size` when
+    that is set; on the stage's first frame, its thread's Numba thread count is set. `stage` has
+    `settings` (MatteSettings), `size` and `_threads_set`."""
+    from neuralframe.backend import fused
+
+    if not stage._threads_set:
+        stage._threads_set = True
+        _set_kernel_threads(stage.settings.kernel_threads)
+    image = frame.image
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"frame {frame.index} is {list(image.shape)}, expected [H, W, 3]")
+    if stage.size is not None and tuple(image.shape[:2]) != tuple(stage.size):
+        image = fused.resize(image, stage.size, impl=stage.settings.impl)
+    return image
 
 
 def _set_kernel_threads(n: int) -> None:

@@ -165,17 +165,9 @@ class RVMStage(Stage):
         return info.resized(h, w)
 
     def process(self, frame: Frame) -> Frame:
-        from neuralframe.backend import fused
-        from neuralframe.generate.matting.effects import _set_kernel_threads
+        from neuralframe.generate.matting.effects import stage_input
 
-        if not self._threads_set:
-            self._threads_set = True
-            _set_kernel_threads(self.settings.kernel_threads)
-        image = frame.image
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise InputError(f"frame {frame.index} is {list(image.shape)}, expected [H, W, 3]")
-        if self.size is not None and tuple(image.shape[:2]) != tuple(self.size):
-            image = fused.resize(image, self.size, impl=self.settings.impl)
+        image = stage_input(self, frame)
         alpha = self.matter(image)
         metadata = dict(frame.metadata, alpha=alpha, foreground=self.matter.foreground,
                         segment_ms=self.matter.timings["rvm"])

@@ -36,6 +36,15 @@ def _index(gx, gy, gz, resolution, size, dense):
 
 
 @njit(inline="always", cache=True)
+def _level(offsets, scales, resolutions, level):
+    """A level's first table row, its number of rows, resolution, whether it is dense, and its scale."""
+    start = offsets[level]
+    size = offsets[level + 1] - start
+    res = resolutions[level]
+    return start, size, res, res * res * res <= size, scales[level]
+
+
+@njit(inline="always", cache=True)
 def _corner(corner, gx, gy, gz, fx, fy, fz):
     bx, by, bz = corner & 1, (corner >> 1) & 1, (corner >> 2) & 1
     one = np.float32(1.0)
@@ -52,11 +61,7 @@ def _corner(corner, gx, gy, gz, fx, fy, fz):
 def _forward_f2(x, params, offsets, scales, resolutions, out):
     n = x.shape[0]
     for level in prange(scales.shape[0]):
-        start = offsets[level]
-        size = offsets[level + 1] - start
-        res = resolutions[level]
-        dense = res * res * res <= size
-        scale = scales[level]
+        start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
         for i in range(n):
             gx, fx = _cell(x[i, 0], scale)
             gy, fy = _cell(x[i, 1], scale)
@@ -77,11 +82,7 @@ def _forward_any(x, params, offsets, scales, resolutions, out):
     n = x.shape[0]
     n_feat = params.shape[1]
     for level in prange(scales.shape[0]):
-        start = offsets[level]
-        size = offsets[level + 1] - start
-        res = resolutions[level]
-        dense = res * res * res <= size
-        scale = scales[level]
+        start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
         col = level * n_feat
         for i in range(n):
             gx, fx = _cell(x[i, 0], scale)
@@ -99,11 +100,7 @@ def _forward_any(x, params, offsets, scales, resolutions, out):
 def _backward_params_f2(x, offsets, scales, resolutions, v_out, v_params):
     n = x.shape[0]
     for level in prange(scales.shape[0]):  # levels own disjoint table slices: no races
-        start = offsets[level]
-        size = offsets[level + 1] - start
-        res = resolutions[level]
-        dense = res * res * res <= size
-        scale = scales[level]
+        start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
         v_params[start : start + size, :] = 0.0
         for i in range(n):
             gx, fx = _cell(x[i, 0], scale)
@@ -123,11 +120,7 @@ def _backward_params_any(x, offsets, scales, resolutions, v_out, v_params):
     n = x.shape[0]
     n_feat = v_params.shape[1]
     for level in prange(scales.shape[0]):  # levels own disjoint table slices: no races
-        start = offsets[level]
-        size = offsets[level + 1] - start
-        res = resolutions[level]
-        dense = res * res * res <= size
-        scale = scales[level]
+        start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
         col = level * n_feat
         v_params[start : start + size, :] = 0.0
         for i in range(n):
@@ -151,11 +144,7 @@ def _backward_x(x, params, offsets, scales, resolutions, v_out, v_x):
         v_x[i, 1] = 0.0
         v_x[i, 2] = 0.0
         for level in range(n_levels):
-            start = offsets[level]
-            size = offsets[level + 1] - start
-            res = resolutions[level]
-            dense = res * res * res <= size
-            scale = scales[level]
+            start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
             gx, fx = _cell(x[i, 0], scale)
             gy, fy = _cell(x[i, 1], scale)
             gz, fz = _cell(x[i, 2], scale)
@@ -244,11 +233,7 @@ def _geometry_fused(x, lo, inv_extent, params, offsets, scales, resolutions, w1t
             for a in range(3):
                 p[i, a] = min(max((x[i0 + i, a] - lo[a]) * inv_extent[a], np.float32(0.0)), np.float32(1.0))
         for level in range(n_levels):
-            start = offsets[level]
-            size = offsets[level + 1] - start
-            res = resolutions[level]
-            dense = res * res * res <= size
-            scale = scales[level]
+            start, size, res, dense, scale = _level(offsets, scales, resolutions, level)
             for i in range(m):
                 gx, fx = _cell(p[i, 0], scale)
                 gy, fy = _cell(p[i, 1], scale)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from neuralframe.backend.memo import LastResult
+
 
 COARSE = 8  # cells per side of a block of the coarse grid used to skip large empty regions
 COARSER = 32  # cells per side of a block of the coarser grid (rays that miss the object cross it in a few jumps)
@@ -78,24 +80,20 @@ def _coarsen(occ, coarse, block):
                     coarse[x // block, y // block, z // block] = True
 
 
-_GRIDS: dict = {}  # the occupancy grid of the last call and its coarse grids, reused while it is unchanged
+def _grids_of(occupancy: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The occupancy as numpy and its block grids (a block is occupied when any of its cells is)."""
+    occ = _np(occupancy.bool())
+    grids = [occ]
+    for block in (COARSE, COARSER):
+        nb = -(-occ.shape[0] // block)
+        coarse = np.zeros((nb, nb, nb), np.bool_)
+        _coarsen(occ, coarse, block)
+        grids.append(coarse)
+    return tuple(grids)
 
 
-def _grids(occupancy: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The occupancy as numpy and its block grids; rebuilt only when the tensor changes. The cache
-    holds the tensor itself (so its memory cannot be reused by another) and its version counter,
-    which every in-place update bumps."""
-    if _GRIDS.get("tensor") is not occupancy or _GRIDS.get("version") != occupancy._version:
-        occ = _np(occupancy.bool())
-        grids = [occ]
-        for block in (COARSE, COARSER):
-            nb = -(-occ.shape[0] // block)
-            coarse = np.zeros((nb, nb, nb), np.bool_)
-            _coarsen(occ, coarse, block)
-            grids.append(coarse)
-        _GRIDS.clear()
-        _GRIDS.update(tensor=occupancy, version=occupancy._version, grids=tuple(grids))
-    return _GRIDS["grids"]
+# rebuilt only when the occupancy changes (training updates it in place; rendering never does)
+_grids = LastResult(_grids_of)
 
 
 @njit(parallel=True, cache=True)

@@ -15,7 +15,25 @@ from typing import Callable
 import torch
 from torch import nn
 
+from neuralframe.backend.memo import LastResult
+
 THRESHOLD = 0.01  # instant-ngp's NERF_MIN_OPTICAL_THICKNESS
+
+
+def _occupied_box(mask: torch.Tensor, aabb: torch.Tensor) -> torch.Tensor:
+    n = mask.shape[0]
+    lo, hi = aabb[:3], aabb[3:]
+    bounds = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        cells = torch.nonzero(mask.any(dim=others[1]).any(dim=others[0])).squeeze(1)
+        if cells.numel() == 0:
+            return torch.cat([hi, lo])
+        bounds.append((int(cells[0]), int(cells[-1]) + 1))
+    first = torch.tensor([b[0] for b in bounds], dtype=torch.float32)
+    last = torch.tensor([b[1] for b in bounds], dtype=torch.float32)
+    size = (hi - lo) / n
+    return torch.cat([lo + first * size, lo + last * size])
 
 
 class OccupancyGrid(nn.Module):
@@ -30,6 +48,7 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("density", torch.full((n, n, n), 1.0))
         self.register_buffer("mask", torch.ones((n, n, n), dtype=torch.bool))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        self._box = LastResult(_occupied_box)
 
     def cell_points(self, cells: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A uniformly random world point in each flat cell index [M] -> [M, 3]."""
@@ -86,21 +105,9 @@ class OccupancyGrid(nn.Module):
         self.mask.copy_(self.density > threshold)
 
     def occupied_box(self) -> torch.Tensor:
-        """[6] world box (min, max) around the occupied cells; an empty box (min > max) when none is."""
-        m = self.mask
-        n = self.resolution
-        lo, hi = self.aabb[:3], self.aabb[3:]
-        bounds = []
-        for axis in range(3):
-            others = tuple(a for a in range(3) if a != axis)
-            cells = torch.nonzero(m.any(dim=others[1]).any(dim=others[0])).squeeze(1)
-            if cells.numel() == 0:
-                return torch.cat([hi, lo])
-            bounds.append((int(cells[0]), int(cells[-1]) + 1))
-        first = torch.tensor([b[0] for b in bounds], dtype=torch.float32)
-        last = torch.tensor([b[1] for b in bounds], dtype=torch.float32)
-        size = (hi - lo) / n
-        return torch.cat([lo + first * size, lo + last * size])
+        """[6] world box (min, max) around the occupied cells; an empty box (min > max) when none is.
+        Recomputed only after the mask changes."""
+        return self._box(self.mask, self.aabb)
 
     @property
     def occupied_fraction(self) -> float:

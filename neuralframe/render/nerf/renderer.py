@@ -68,8 +68,7 @@ def render_rays(
     # one step early, so every sample the full march takes is still taken) and miss it entirely when
     # they miss that box: rays through empty space cost nothing.
     occ_near, occ_far = marching.ray_box(rays_o, rays_d, field.occupancy.occupied_box())
-    k = ((occ_near - t_min) / step - u).floor().clamp(min=0.0).long()
-    k = (k - 1).clamp(min=0)
+    k = ((occ_near - t_min) / step - u).floor().sub(1.0).clamp(min=0.0).long()
     t_max = torch.minimum(t_max, occ_far + step)
     active = torch.nonzero((t_min < t_max) & (occ_near < occ_far)).squeeze(1)
     # The view direction's share of the colour network, once per ray (computed when first needed);

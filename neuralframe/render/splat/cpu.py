@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from neuralframe.backend.memo import LastResult
 from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.render.output import RenderOutput
@@ -417,29 +418,23 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
 
-_WORLD: dict = {}  # the view-independent arrays of the last scene rendered, while its tensors are unchanged
+def _world_arrays_of(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+                    sh: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """float64 centres, world covariances, opacities and float32 SH of a scene."""
+    means_, quats_, scales_ = _numpy(means), _numpy(quats), _numpy(scales)
+    n = means_.shape[0]
+    mean64, cov3, opac = np.empty((n, 3)), np.empty((n, 6)), np.empty(n)
+    _world(means_, quats_, scales_, _numpy(opacities), mean64, cov3, opac)
+    return mean64, cov3, opac, _numpy(sh)
 
 
-def _world_arrays(g: Gaussians) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """float64 centres, world covariances, opacities and float32 SH of `g`, computed once per scene: a
-    viewer renders the same Gaussians every frame. The cache holds the tensors themselves (their memory
-    cannot be reused by others) and their version counters, which every in-place change bumps."""
-    tensors = (g.means, g.quats, g.scales, g.opacities, g.sh)
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
-    cached = _WORLD.get("tensors")
-    if cached is None or any(a is not b for a, b in zip(cached, tensors)) or _WORLD.get("key") != key:
-        means, quats, scales = _numpy(g.means), _numpy(g.quats), _numpy(g.scales)
-        n = means.shape[0]
-        mean64, cov3, opac = np.empty((n, 3)), np.empty((n, 6)), np.empty(n)
-        _world(means, quats, scales, _numpy(g.opacities), mean64, cov3, opac)
-        _WORLD.clear()
-        _WORLD.update(tensors=tensors, key=key, arrays=(mean64, cov3, opac, _numpy(g.sh)))
-    return _WORLD["arrays"]
+# computed once per scene: a viewer renders the same Gaussians every frame
+_world_arrays = LastResult(_world_arrays_of)
 
 
 def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> dict:
     """Stages 1-3: projected Gaussians in depth order and per-tile lists (numpy arrays)."""
-    mean64, cov3, opac, sh = _world_arrays(g)
+    mean64, cov3, opac, sh = _world_arrays(g.means, g.quats, g.scales, g.opacities, g.sh)
     n = mean64.shape[0]
     rec = np.empty((n, 10), np.float32)
     span = np.empty((n, 8), np.float64)
