@@ -30,6 +30,8 @@ data_app = typer.Typer(help="Build the bundled scenes and datasets with the proj
 app.add_typer(data_app, name="data")
 train_app = typer.Typer(help="Train models from local data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Measure the quality of trained models.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 
 def _size(text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -371,6 +373,105 @@ def train_nerf(
                       f"{metrics['steps']} steps, {metrics['seconds']:.0f} s", highlight=False)
 
 
+@train_app.command("tiny-shapes")
+def train_tiny_shapes(
+    stage: str = typer.Option("all", help="vae, classifier, t2i, lcm, assemble, or all (in that order)."),
+    work: str = typer.Option("out/train/tiny-shapes", help="Folder for checkpoints and stage outputs."),
+    out: str = typer.Option("assets/models/tiny-shapes", "--out", "-o",
+                            help="Where `assemble` writes the diffusers folder."),
+    seconds: Optional[float] = typer.Option(None, help="Time budget per stage in seconds (total across resumes; "
+                                                       "default per stage: vae 1200, classifier 300, t2i 2400, lcm 1200)."),
+    steps: Optional[int] = typer.Option(None, help="Step budget per stage (total across resumes)."),
+    resume: bool = typer.Option(False, help="Continue each stage from its checkpoint in WORK/checkpoints."),
+    train_images: Optional[int] = typer.Option(None, min=1, help="Training images encoded for t2i/lcm "
+                                                               "(default 48000)."),
+    eval_prompts: int = typer.Option(200, min=1, help="Held-out prompts `assemble` scores for the card."),
+    as_json: bool = typer.Option(False, "--json", help="Print each stage's metrics as one JSON object."),
+) -> None:
+    """Train the bundled tiny-shapes text-to-image model (autoencoder, scorer, teacher, few-step student) and
+    write it in diffusers' folder layout with a model card."""
+    from pathlib import Path
+
+    from neuralframe.console import console, progress_bar
+    from neuralframe.generate.train.tiny_shapes import STAGES, run_stage
+
+    stages = STAGES if stage == "all" else (stage,)
+    command = "neuralframe " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("neuralframe") else None
+    results = {}
+    for name in stages:
+        with progress_bar(f"train {name}", 1000, enabled=not as_json and name != "assemble") as bar:
+            def report(p, bar=bar):
+                shown = {k: v for k, v in p.items() if k in ("loss", "psnr", "accuracy", "kl")}
+                bar.update(completed=int(1000 * p["progress"]),
+                           rate=f"step {p['step']} " + " ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+            results[name] = run_stage(name, Path(work), Path(out), seconds, steps, resume, report, command,
+                                      train_images, eval_prompts)
+        if not as_json:
+            console.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in results[name].items()
+                                                  if not isinstance(v, (dict, list))), highlight=False)
+    if as_json:
+        _emit_json(results)
+
+
+@eval_app.command("tiny-shapes")
+def eval_tiny_shapes(
+    model: Optional[str] = typer.Option(None, help="A tiny-shapes diffusers folder (default: the bundled one)."),
+    classifier: Optional[str] = typer.Option(None, help="The shape/colour scorer folder (default: the bundled one)."),
+    prompts: int = typer.Option(200, min=1, help="Held-out prompts to score (combinations unseen in training)."),
+    steps: int = typer.Option(4, min=1, help="Sampling steps."),
+    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's)."),
+    seed: int = typer.Option(0, help="Seed of the first image (image i uses seed + i)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Prompt adherence (shape and colour named by the bundled scorer), 1-step adherence, autoencoder PSNR,
+    network evaluations and CPU seconds per image."""
+    from neuralframe.console import console
+    from neuralframe.generate.evaluate import evaluate_tiny_shapes
+    from neuralframe.generate.models.classifier import DEFAULT_DIR
+    from neuralframe.generate.models.folder import BUNDLED
+
+    result = evaluate_tiny_shapes(model or BUNDLED, classifier or DEFAULT_DIR, prompts, steps, guidance, seed)
+    if as_json:
+        _emit_json(result)
+        return
+    console.print(f"prompt adherence {result['prompt_adherence']:.3f} at {steps} steps "
+                  f"(shape {result['shape_adherence']:.3f}, colour {result['colour_adherence']:.3f}), "
+                  f"1 step {result['adherence_1step']:.3f}; autoencoder {result['vae_psnr_db']} dB; "
+                  f"{result['nfe_per_image']} network evaluations and {result['seconds_per_image']:.3f} s per image "
+                  f"over {prompts} prompts", highlight=False)
+
+
+@app.command("generate-image")
+def generate_image_cmd(
+    prompt: str = typer.Argument(..., help="What to draw, e.g. \"a large red star in the centre\"."),
+    out: str = typer.Option(..., "--out", "-o", help="The PNG to write."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model card's, else 4)."),
+    seed: int = typer.Option(0, help="Noise seed."),
+    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's or pipeline's)."),
+    model: Optional[str] = typer.Option(None, help="A local diffusers Stable-Diffusion-family folder "
+                                                  "(default: the bundled tiny-shapes model)."),
+) -> None:
+    """Text to image with the bundled few-step model or any local diffusers folder."""
+    import time
+    from pathlib import Path
+
+    from neuralframe.console import console
+    from neuralframe.generate.models.folder import BUNDLED, card_defaults, generate_image, load_pipeline
+    from neuralframe.viewer.app import save_png
+
+    if not out.lower().endswith(".png"):
+        raise InputError(f"{out}: the output must be a .png file")
+    folder = Path(model) if model else BUNDLED
+    defaults = card_defaults(folder)
+    pipe = load_pipeline(folder)
+    start = time.perf_counter()
+    image = generate_image(pipe, prompt, steps or defaults.get("steps", 4), seed,
+                           guidance if guidance is not None else defaults.get("guidance_scale"))
+    seconds = time.perf_counter() - start
+    path = save_png(image, out)
+    console.print(f"wrote [bold]{path}[/] ({image.shape[1]}x{image.shape[0]}, {seconds:.2f} s)", highlight=False)
+
+
 @bench_app.command("matte")
 def bench_matte(
     quick: bool = typer.Option(False, help="A short run (fewer frames) for a smoke test."),
@@ -433,8 +534,13 @@ def bench_viewer(
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app and turns user errors into one line and exit code 2."""
+    import os
+
     from neuralframe.console import error_line
 
+    # transformers/diffusers warnings (accelerate, torchvision fallbacks) are not for the command's user
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     command = typer.main.get_command(app)
     usage_errors = _usage_error_types()
     try:

@@ -1,0 +1,93 @@
+"""Local diffusers pipeline folders: check one is complete, load it offline, make images with it.
+
+    pipe = load_pipeline("assets/models/tiny-shapes")          # any local Stable-Diffusion-family folder
+    image = generate_image(pipe, "a large red star", steps=4, seed=0)   # uint8 [H, W, 3]
+
+A missing folder, a folder without `model_index.json`, or a part that `model_index.json` lists but the
+folder lacks (or holds without its config or weights) is an `InputError` naming the missing part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuralframe.errors import InputError, MissingDependencyError
+
+BUNDLED = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes"
+_CONFIGS = ("config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json")
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".ckpt", ".onnx")
+_NO_WEIGHTS = ("scheduler", "tokenizer", "tokenizer_2", "feature_extractor")
+
+
+def check_pipeline_folder(path: str | os.PathLike) -> dict:
+    """The folder's model_index.json, after checking that every part it lists is present."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such model folder; pass a local diffusers pipeline folder with --model")
+    index_path = path / "model_index.json"
+    if not index_path.is_file():
+        raise InputError(f"{path}: not a diffusers pipeline folder (no model_index.json)")
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{index_path}: unreadable ({e}); the folder is damaged") from None
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
+            continue
+        part = path / name
+        if not part.is_dir():
+            raise InputError(f"{path}: the '{name}' part is missing (no {name}/ folder); the folder is incomplete")
+        files = [f.name for f in part.iterdir()]
+        if not any(c in files for c in _CONFIGS) and not any(f.endswith((".json", ".txt", ".model")) for f in files):
+            raise InputError(f"{path}: the '{name}' part has no config file; the folder is incomplete")
+        if name not in _NO_WEIGHTS and "tokenizer" not in name and not any(f.endswith(_WEIGHTS) for f in files):
+            raise InputError(f"{path}: the '{name}' part has no weights file; the folder is incomplete")
+    return index
+
+
+def load_pipeline(path: str | os.PathLike = BUNDLED, dtype: torch.dtype = torch.float32):
+    """The folder's own pipeline class (diffusers' DiffusionPipeline.from_pretrained), offline, on the CPU."""
+    check_pipeline_folder(path)
+    try:
+        from diffusers import DiffusionPipeline
+    except ImportError as e:  # pragma: no cover - diffusers is a core dependency
+        raise MissingDependencyError("text-to-image needs diffusers: pip install diffusers") from e
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot load the pipeline ({str(e).splitlines()[0]})") from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def card_defaults(path: str | os.PathLike) -> dict:
+    """Sampling defaults from the folder's card.json (steps, guidance_scale), if it has one."""
+    card = Path(path) / "card.json"
+    if card.is_file():
+        return json.loads(card.read_text()).get("defaults", {})
+    return {}
+
+
+def generate_images(pipe, prompts: list[str], steps: int = 4, seed: int = 0, guidance_scale: float | None = None,
+                    size: int | None = None) -> np.ndarray:
+    """uint8 [B, H, W, 3] images, one per prompt, each from its own seeded noise (seed + i)."""
+    if steps < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
+    kwargs = {}
+    if guidance_scale is not None:
+        kwargs["guidance_scale"] = guidance_scale
+    if size is not None:
+        kwargs["height"] = kwargs["width"] = size
+    with torch.inference_mode():
+        out = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type="np", **kwargs)
+    return (np.clip(out.images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def generate_image(pipe, prompt: str, steps: int = 4, seed: int = 0, guidance_scale: float | None = None) -> np.ndarray:
+    return generate_images(pipe, [prompt], steps, seed, guidance_scale)[0]

@@ -1,0 +1,64 @@
+"""Seeded batches for the tiny-shapes stages: batch `step` of a stage is the same in every run, so a
+resumed run continues the same data stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neuralframe.generate.data import ShapesConfig, ShapesGenerator
+from neuralframe.generate.data.backgrounds import PhotoBank
+from neuralframe.generate.data.vocab import PHOTOS
+
+# seed offsets per stage, so stages do not share a data stream
+OFFSETS = {"vae": 0, "classifier": 50_000_000, "latents": 100_000_000, "eval": 150_000_000}
+
+
+def to_model_range(pixels_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in [-1, 1] (the diffusers image convention)."""
+    return torch.from_numpy(np.ascontiguousarray(pixels_uint8)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
+    x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+class ShapeBatches:
+    """Images, masks, captions and labels of seeds `offset + step * batch + i`."""
+
+    def __init__(self, stage: str, batch: int, split: str = "train", size: int = 64, config: ShapesConfig | None = None):
+        self.generator = ShapesGenerator(config or ShapesConfig(size=size))
+        self.offset, self.batch, self.split = OFFSETS[stage], batch, split
+
+    def seeds(self, step: int) -> range:
+        first = self.offset + step * self.batch
+        return range(first, first + self.batch)
+
+    def __call__(self, step: int) -> dict:
+        samples = [self.generator.image(s, self.split) for s in self.seeds(step)]
+        return collate(samples)
+
+
+def collate(samples) -> dict:
+    return {
+        "pixels": to_model_range(np.stack([s.pixels for s in samples])),
+        "mask": torch.from_numpy(np.stack([s.mask for s in samples]))[:, None],
+        "captions": [s.caption for s in samples],
+        "shape": torch.tensor([s.attributes.labels()["shape"] for s in samples]),
+        "colour": torch.tensor([s.attributes.labels()["colour"] for s in samples]),
+    }
+
+
+class PhotoCrops:
+    """Random crops of scikit-image's photographs (the real-photo part of the autoencoder's data)."""
+
+    def __init__(self, size: int = 64, seed: int = 0):
+        self.bank, self.size, self.seed = PhotoBank(tuple(PHOTOS)), size, seed
+
+    def __call__(self, step: int, n: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, step])
+        names = list(PHOTOS)
+        crops = [self.bank.crop(rng, names[int(rng.integers(len(names)))], self.size) for _ in range(n)]
+        return to_model_range((np.stack(crops) * 255.0 + 0.5).astype(np.uint8))
