@@ -386,6 +386,8 @@ def train_tiny_shapes(
     train_images: Optional[int] = typer.Option(None, min=1, help="Training images encoded for t2i/lcm "
                                                                "(default 48000)."),
     eval_prompts: int = typer.Option(200, min=1, help="Held-out prompts `assemble` scores for the card."),
+    eval_images: Optional[int] = typer.Option(None, min=1, help="Held-out images for the autoencoder's PSNR "
+                                                             "(default 256) and the scorer's accuracy (default 2000)."),
     as_json: bool = typer.Option(False, "--json", help="Print each stage's metrics as one JSON object."),
 ) -> None:
     """Train the bundled tiny-shapes text-to-image model (autoencoder, scorer, teacher, few-step student) and
@@ -396,7 +398,10 @@ def train_tiny_shapes(
     from neuralframe.generate.train.tiny_shapes import STAGES, run_stage
 
     stages = STAGES if stage == "all" else (stage,)
-    command = "neuralframe " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("neuralframe") else None
+    import shlex
+
+    # the command as typed (also when run as `python -m neuralframe.cli`), recorded in the model card
+    command = " ".join(["neuralframe", *map(shlex.quote, sys.argv[1:])])
     results = {}
     for name in stages:
         with progress_bar(f"train {name}", 1000, enabled=not as_json and name != "assemble") as bar:
@@ -405,7 +410,7 @@ def train_tiny_shapes(
                 bar.update(completed=int(1000 * p["progress"]),
                            rate=f"step {p['step']} " + " ".join(f"{k} {v:.4g}" for k, v in shown.items()))
             results[name] = run_stage(name, Path(work), Path(out), seconds, steps, resume, report, command,
-                                      train_images, eval_prompts)
+                                      train_images, eval_prompts, eval_images)
         if not as_json:
             console.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in results[name].items()
                                                   if not isinstance(v, (dict, list))), highlight=False)
@@ -530,6 +535,85 @@ def bench_viewer(
         console.print(f"viewer on {result['scene']}: [bold]{result['fps_displayed']} FPS[/] displayed, render "
                       f"{result['render_ms_median']} ms at scale {result['scale_median']}, input latency p95 "
                       f"{result['input_latency_ms_p95']} ms", highlight=False)
+
+
+# ---- edge export (issue 9): `neuralframe export` and `neuralframe bench export` ----
+
+EXPORT_MODELS_HELP = "segmenter, rvm or nerf-field (see neuralframe/export/specs.py)."
+
+
+def _ratios(values: Optional[list[float]]) -> Optional[tuple[float, ...]]:
+    return tuple(values) if values else None
+
+
+@app.command("export")
+def export_cmd(
+    model: str = typer.Argument(..., help=f"The model to export: {EXPORT_MODELS_HELP}"),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for MODEL.onnx (or one .onnx per graph), "
+                                                     "MODEL.report.json and engines."),
+    to: str = typer.Option("onnx", "--to", help="onnx, or tensorrt (ONNX first, then TensorRT engines; needs "
+                                                 "pip install tensorrt and an NVIDIA GPU)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write a float16 graph (and engine)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write an int8 graph by onnxruntime static quantisation "
+                                                    "calibrated on bundled data, with its accuracy change."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Free the batch (and, for RVM, frame size) axes."),
+    model_path: Optional[str] = typer.Option(None, "--model", help="Weights: a .tflite segmenter, an RVM .pth "
+                                                                   "state dict, a NeRF .safetensors checkpoint."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Export the architecture with seeded "
+                                                                        "random weights (models with none bundled)."),
+    downsample_ratio: Optional[list[float]] = typer.Option(None, "--downsample-ratio",
+                                                           help="RVM: one graph per ratio (repeatable; default "
+                                                                "0.25, 0.375 and 1)."),
+    size: Optional[str] = typer.Option(None, help="RVM: example frame WIDTHxHEIGHT (the static size without "
+                                                  "--dynamic; default: the size each ratio is meant for)."),
+    opset: int = typer.Option(17, help="ONNX opset (TensorRT 10 parses 9..20)."),
+    runs: int = typer.Option(20, help="Timed calls per engine (the median is reported)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch and onnxruntime alike (default: "
+                                                     "their own defaults)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+) -> None:
+    """Export a model to ONNX (checked against PyTorch in onnxruntime, linted for TensorRT) or to TensorRT
+    engines, with a report of shapes, parity, accuracy and speed."""
+    from neuralframe.console import err_console
+    from neuralframe.export.run import ExportSettings, export
+    from neuralframe.export.table import print_report
+
+    settings = ExportSettings(model=model, out=out, to=to, fp16=fp16, int8=int8, dynamic=dynamic,
+                              model_path=model_path, random_weights=random_weights,
+                              ratios=_ratios(downsample_ratio), size=_size(size), opset=opset, runs=runs,
+                              threads=threads)
+    report = export(settings, progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(report)
+    else:
+        print_report(report)
+
+
+@bench_app.command("export")
+def bench_export(
+    quick: bool = typer.Option(False, help="Fewer timed runs and smaller RVM frames, for a smoke test."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch and onnxruntime alike (default: "
+                                                     "their own defaults)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Every exportable model: torch vs onnxruntime (fp32, int8) speed on this CPU, parity error and the int8
+    accuracy change, in one run."""
+    from neuralframe.bench import export as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(quick=quick, threads=threads,
+                       progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    for name, row in result["models"].items():
+        int8 = f", int8 {row['ort_int8_ms']} ms" if row.get("ort_int8_ms") is not None else ""
+        console.print(f"{name:>22}: torch {row['torch_ms']} ms, onnxruntime {row['ort_ms']} ms "
+                      f"([bold]{row['ratio_ort_vs_torch']}x[/]){int8}, max abs err {row['max_abs_err']:.2e}",
+                      highlight=False)
+
+
+# ---- end of edge export ----
 
 
 def main(argv: Optional[list[str]] = None) -> int:

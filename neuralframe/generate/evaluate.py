@@ -74,7 +74,7 @@ def adherence(pipe, classifier: ShapeClassifier, prompts: list[str], shapes: tor
 
 def evaluate_tiny_shapes(model: str | os.PathLike = BUNDLED, classifier: str | os.PathLike = CLASSIFIER_DIR,
                          prompts: int = 200, steps: int = 4, guidance_scale: float | None = None, seed: int = 0,
-                         threads: int | None = None) -> dict:
+                         threads: int | None = None, vae_images: int = 256) -> dict:
     """The metrics of `neuralframe eval tiny-shapes` (see the module docstring)."""
     from neuralframe.generate.train.vae import evaluate_vae
 
@@ -96,7 +96,7 @@ def evaluate_tiny_shapes(model: str | os.PathLike = BUNDLED, classifier: str | o
         "shape_adherence": main["shape_adherence"],
         "colour_adherence": main["colour_adherence"],
         "adherence_1step": one["adherence"],
-        "vae_psnr_db": evaluate_vae(pipe.vae)["vae_psnr_db"],
+        "vae_psnr_db": evaluate_vae(pipe.vae, vae_images, max(vae_images // 4, 1))["vae_psnr_db"],
         "nfe_per_image": main["nfe_per_image"],
         "seconds_per_image": main["seconds_per_image"],
         "device": "cpu",

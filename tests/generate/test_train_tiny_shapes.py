@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-STAGE_ARGS = {"vae": [], "classifier": [], "t2i": ["--train-images", "64"], "lcm": ["--train-images", "64"]}
+STAGE_ARGS = {"vae": ["--eval-images", "16"], "classifier": ["--eval-images", "16"], "t2i": ["--train-images", "64"],
+              "lcm": ["--train-images", "64"]}
 
 
 def nf(*args, timeout=600):
@@ -27,11 +30,12 @@ def trained(tmp_path_factory):
         assert result.returncode == 0, result.stderr
     out = work / "model"
     result = nf("train", "tiny-shapes", "--stage", "assemble", "--work", str(work), "-o", str(out),
-                "--eval-prompts", "2", "--json")
+                "--eval-prompts", "2", "--eval-images", "16", "--json")
     assert result.returncode == 0, result.stderr
     return work, out, json.loads(result.stdout)["assemble"]
 
 
+@pytest.mark.timeout(900)  # the first test also trains every stage (the module fixture)
 def test_stages_write_their_parts(trained):
     work, out, metrics = trained
     for part in ("vae", "classifier", "text_encoder", "teacher", "unet", "latents.pt"):
@@ -59,9 +63,102 @@ def test_assembled_folder_loads_in_diffusers(trained):
 
 def test_resume_continues_the_step_count(trained):
     work, _, _ = trained
-    result = nf("train", "tiny-shapes", "--stage", "vae", "--steps", "3", "--resume", "--work", str(work), "--json")
+    result = nf("train", "tiny-shapes", "--stage", "vae", "--steps", "3", "--resume", "--work", str(work), "--json",
+                "--eval-images", "8")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["vae"]["steps"] == 3  # 2 before + 1 now
+
+
+def _one_clear_line(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_generate_image_with_a_model_folder(trained, tmp_path):
+    import cv2
+
+    _, folder, _ = trained
+    out = tmp_path / "img.png"
+    result = nf("generate-image", "a large red star", "-o", str(out), "--model", str(folder), "--steps", "2")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(out)).shape == (64, 64, 3)
+    assert not list(tmp_path.glob("*.partial*"))
+    # the same seed gives the same image; another seed another one
+    again = tmp_path / "again.png"
+    other = tmp_path / "other.png"
+    nf("generate-image", "a large red star", "-o", str(again), "--model", str(folder), "--steps", "2")
+    nf("generate-image", "a large red star", "-o", str(other), "--model", str(folder), "--steps", "2", "--seed", "5")
+    assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(again)))
+    assert not np.array_equal(cv2.imread(str(out)), cv2.imread(str(other)))
+
+
+def test_generate_image_on_broken_folders(trained, tmp_path):
+    _, folder, _ = trained
+    out = tmp_path / "x.png"
+    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "nope")),
+                    "no such model folder")
+    (tmp_path / "empty").mkdir()
+    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "empty")),
+                    "model_index.json")
+    shutil.copytree(folder, tmp_path / "no-unet", ignore=shutil.ignore_patterns("unet"))
+    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-unet")),
+                    "'unet'", "missing")
+    shutil.copytree(folder, tmp_path / "no-weights", ignore=shutil.ignore_patterns("*.safetensors"))
+    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-weights")),
+                    "weights")
+    _one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "x.jpg"), "--model", str(folder)), ".png")
+    assert not out.exists()
+
+
+def test_eval_json_reports_every_metric(trained):
+    work, folder, _ = trained
+    result = nf("eval", "tiny-shapes", "--model", str(folder), "--classifier", str(work / "classifier"),
+                "--prompts", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("prompt_adherence", "adherence_1step", "vae_psnr_db", "nfe_per_image", "seconds_per_image"):
+        assert key in data
+    assert data["nfe_per_image"] == 4 and data["prompts"] == 3 and 0.0 <= data["prompt_adherence"] <= 1.0
+
+
+def test_guidance_embedding_matches_diffusers():
+    from diffusers import LatentConsistencyModelPipeline
+
+    from neuralframe.generate.models.architectures import guidance_embedding
+
+    w = torch.tensor([0.0, 1.5, 7.0])
+    ours = guidance_embedding(w, 64)
+    theirs = LatentConsistencyModelPipeline.get_guidance_scale_embedding(None, w, embedding_dim=64)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_boundary_scalings_match_lcm_scheduler():
+    from neuralframe.generate.train.assemble import lcm_scheduler
+    from neuralframe.generate.train.lcm import boundary_scalings
+
+    scheduler = lcm_scheduler()
+    for t in (0, 19, 259, 999):
+        c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(t)
+        ours = boundary_scalings(torch.tensor([t]))
+        assert np.isclose(float(ours[0]), float(c_skip)) and np.isclose(float(ours[1]), float(c_out))
+
+
+def test_student_starts_as_the_teacher():
+    from neuralframe.generate.models.architectures import build_unet, guidance_embedding, student_from_teacher
+
+    torch.manual_seed(0)
+    teacher = build_unet().eval()
+    student = student_from_teacher(teacher).eval()
+    x, text = torch.randn(2, 4, 8, 8), torch.randn(2, 77, 64)
+    t = torch.tensor([10, 900])
+    with torch.no_grad():
+        a = teacher(x, t, text).sample
+        b = student(x, t, text, timestep_cond=guidance_embedding(torch.tensor([1.0, 6.0]))).sample
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_stage_errors_are_one_line(tmp_path):

@@ -54,11 +54,12 @@ class ShapeClassifier(nn.Module):
         if images.shape[-2:] != (64, 64):
             images = torch.nn.functional.interpolate(images.float(), size=(64, 64), mode="area")
         self.eval()
+        device = next(self.parameters()).device
         shapes, colours = [], []
         for chunk in images.float().split(batch):
-            s, c = self(chunk)
-            shapes.append(s.argmax(1))
-            colours.append(c.argmax(1))
+            s, c = self(chunk.to(device))
+            shapes.append(s.argmax(1).cpu())
+            colours.append(c.argmax(1).cpu())
         return torch.cat(shapes), torch.cat(colours)
 
     def save(self, folder: str | os.PathLike) -> Path:

@@ -78,7 +78,8 @@ def _write_classifier_card(folder: Path, runs: list[dict]) -> None:
     (folder / "card.json").write_text(json.dumps(card, indent=2))
 
 
-def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_prompts: int = TUNE_PROMPTS) -> dict:
+def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_prompts: int = TUNE_PROMPTS,
+             eval_images: int = 256) -> dict:
     from neuralframe.generate.evaluate import TUNE_SEEDS, adherence, eval_prompts, evaluate_tiny_shapes
     from neuralframe.generate.models.classifier import ShapeClassifier
 
@@ -108,7 +109,8 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
         scorer.save(classifier_out)
         _write_classifier_card(classifier_out, _latest_runs(work).get("classifier", []))
         (tmp / "card.json").write_text(json.dumps({"defaults": {"steps": 4, "guidance_scale": guidance}}))
-        metrics = evaluate_tiny_shapes(tmp, classifier_out, prompts=prompts, steps=4, guidance_scale=guidance)
+        metrics = evaluate_tiny_shapes(tmp, classifier_out, prompts=prompts, steps=4, guidance_scale=guidance,
+                                       vae_images=eval_images)
         teacher_pipe = _pipeline(work, "teacher", teacher=True)
         texts, shapes, colours = eval_prompts(prompts)
         teacher = adherence(teacher_pipe, scorer, texts, shapes, colours, TEACHER_STEPS, guidance, seed=0)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from neuralframe.generate.models.classifier import ShapeClassifier
 from neuralframe.generate.train.batches import ShapeBatches
-from neuralframe.generate.train.loop import check_budget, train_loop
+from neuralframe.generate.train.loop import check_budget, train_device, train_loop
 
 BATCH = 64
 LR = 2e-3
@@ -45,43 +45,46 @@ def augment(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(work: Path, seconds: float | None = None, steps: int | None = None, resume: bool = False,
-                     progress: Callable[[dict], None] | None = None) -> dict:
+                     progress: Callable[[dict], None] | None = None, eval_images: int = 2000) -> dict:
     seconds, steps = check_budget(seconds, steps, default_seconds=300.0)
     torch.manual_seed(0)
-    model = ShapeClassifier()
+    device = train_device()
+    model = ShapeClassifier().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
     batches = ShapeBatches("classifier", BATCH)
 
     def step_fn(step: int) -> dict:
         b = batches(step)
         g = torch.Generator().manual_seed(step)
-        shape_logits, colour_logits = model(augment(b["pixels"], g))
-        loss = F.cross_entropy(shape_logits, b["shape"]) + F.cross_entropy(colour_logits, b["colour"])
+        shape_logits, colour_logits = model(augment(b["pixels"], g).to(device))
+        shapes, colours = b["shape"].to(device), b["colour"].to(device)
+        loss = F.cross_entropy(shape_logits, shapes) + F.cross_entropy(colour_logits, colours)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        both = (shape_logits.argmax(1) == b["shape"]) & (colour_logits.argmax(1) == b["colour"])
+        both = (shape_logits.argmax(1) == shapes) & (colour_logits.argmax(1) == colours)
         return {"loss": loss.item(), "accuracy": both.float().mean().item()}
 
     result = train_loop("classifier", {"classifier": model}, optimizer, step_fn,
                         work / "checkpoints" / "classifier.pt", seconds, steps, resume, LR, progress, final_lr=0.02)
-    model.eval()
+    model.eval().cpu()
     model.save(work / "classifier")
-    return {"steps": result.steps, "seconds": round(result.seconds, 1), **evaluate_classifier(model)}
+    return {"steps": result.steps, "seconds": round(result.seconds, 1), **evaluate_classifier(model, eval_images)}
 
 
 @torch.no_grad()
 def evaluate_classifier(model: ShapeClassifier, n: int = 2000) -> dict:
     """Held-out accuracy on `n` "eval"-split images: shape, colour and both."""
-    batches = ShapeBatches("eval", 250, split="eval")
+    chunk = min(250, n)
+    batches = ShapeBatches("eval", chunk, split="eval")
     right_shape = right_colour = right_both = 0
-    for step in range(n // 250):
-        b = batches(step + 100)
+    for step in range(n // chunk):
+        b = batches(step + 100 * 250 // chunk)
         shape, colour = model.predict(b["pixels"])
         right_shape += int((shape == b["shape"]).sum())
         right_colour += int((colour == b["colour"]).sum())
         right_both += int(((shape == b["shape"]) & (colour == b["colour"])).sum())
-    total = n // 250 * 250
+    total = n // chunk * chunk
     return {"classifier_accuracy": round(right_both / total, 4), "classifier_shape_accuracy":
             round(right_shape / total, 4), "classifier_colour_accuracy": round(right_colour / total, 4),
             "classifier_eval_images": total}

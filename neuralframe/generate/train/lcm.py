@@ -26,7 +26,7 @@ import torch
 
 from neuralframe.generate.models.architectures import guidance_embedding, student_from_teacher
 from neuralframe.generate.tokenizer import load_clip_tokenizer
-from neuralframe.generate.train.loop import check_budget, train_loop
+from neuralframe.generate.train.loop import check_budget, train_device, train_loop
 from neuralframe.generate.train.t2i import N_LATENTS, cached_latents, noise_scheduler, tokenize
 
 BATCH = 64
@@ -63,9 +63,11 @@ def train_lcm(work: Path, seconds: float | None = None, steps: int | None = None
     seconds, steps = check_budget(seconds, steps, default_seconds=1200.0)
     data = cached_latents(work, progress, n_latents)
     torch.manual_seed(0)
+    device = train_device()
     teacher = UNet2DConditionModel.from_pretrained(work / "teacher").eval().requires_grad_(False)
-    text = CLIPTextModel.from_pretrained(work / "text_encoder").eval().requires_grad_(False)
-    student = student_from_teacher(teacher)
+    text = CLIPTextModel.from_pretrained(work / "text_encoder").eval().requires_grad_(False).to(device)
+    student = student_from_teacher(teacher).to(device)
+    teacher.to(device)
     target = copy.deepcopy(student).requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=LR, weight_decay=0.0)
     scheduler = noise_scheduler()
@@ -73,7 +75,7 @@ def train_lcm(work: Path, seconds: float | None = None, steps: int | None = None
     k = scheduler.config.num_train_timesteps // DDIM_STEPS
     grid = torch.arange(1, DDIM_STEPS + 1) * k - 1  # 19, 39, ..., 999
     with torch.no_grad():
-        uncond = text(tokenize(load_clip_tokenizer(), [""])).last_hidden_state  # [1, 77, D]
+        uncond = text(tokenize(load_clip_tokenizer(), [""]).to(device)).last_hidden_state  # [1, 77, D]
     n = len(data["latents"])
 
     def step_fn(step: int) -> dict:
@@ -81,14 +83,15 @@ def train_lcm(work: Path, seconds: float | None = None, steps: int | None = None
         idx = torch.randint(0, n, (BATCH,), generator=g)
         x0 = data["latents"][idx]
         with torch.no_grad():
-            cond = text(data["ids"][idx].long()).last_hidden_state
+            cond = text(data["ids"][idx].long().to(device)).last_hidden_state
         t = grid[torch.randint(0, DDIM_STEPS, (BATCH,), generator=g)]
         t_prev = (t - k).clamp(min=0)
         w = W_MIN + (W_MAX - W_MIN) * torch.rand(BATCH, generator=g)
-        w_emb = guidance_embedding(w)
         noise = torch.randn(x0.shape, generator=g)
-        xt = scheduler.add_noise(x0, noise, t)
         ab_t, ab_prev = alphas[t], alphas[t_prev]
+        xt = (_b(ab_t).sqrt() * x0 + (1 - _b(ab_t)).sqrt() * noise).to(device)
+        w_emb, w = guidance_embedding(w).to(device), w.to(device)
+        ab_t, ab_prev, t, t_prev = ab_t.to(device), ab_prev.to(device), t.to(device), t_prev.to(device)
 
         # student: consistency function at t
         c_skip, c_out = boundary_scalings(t)
@@ -122,6 +125,6 @@ def train_lcm(work: Path, seconds: float | None = None, steps: int | None = None
     result = train_loop("lcm", {"student": student, "target": target}, optimizer, step_fn,
                         work / "checkpoints" / "lcm.pt", seconds, steps, resume, LR, progress, final_lr=0.2)
     # the target (EMA) network is the smoother of the two; LCM ships it
-    target.save_pretrained(work / "unet")
+    target.cpu().save_pretrained(work / "unet")
     return {"steps": result.steps, "seconds": round(result.seconds, 1), "final_loss": round(
         result.metrics.get("loss", float("nan")), 5), "w_range": [W_MIN, W_MAX], "ddim_grid": DDIM_STEPS}

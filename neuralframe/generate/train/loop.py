@@ -33,6 +33,11 @@ class LoopResult:
     metrics: dict[str, float] = field(default_factory=dict)  # running averages at the end
 
 
+def train_device() -> torch.device:
+    """Where the stages train: the first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def check_budget(seconds: float | None, steps: int | None, default_seconds: float) -> tuple[float | None, int | None]:
     if seconds is None and steps is None:
         seconds = default_seconds

@@ -20,7 +20,7 @@ import torch
 from neuralframe.generate.models.architectures import build_text_encoder, build_unet
 from neuralframe.generate.tokenizer import CONTEXT_LENGTH, load_clip_tokenizer
 from neuralframe.generate.train.batches import ShapeBatches
-from neuralframe.generate.train.loop import check_budget, save_atomic, train_loop
+from neuralframe.generate.train.loop import check_budget, save_atomic, train_device, train_loop
 
 N_LATENTS = 48_000
 ENCODE_CHUNK = 500
@@ -56,14 +56,14 @@ def cached_latents(work: Path, progress: Callable[[dict], None] | None = None, n
     done = sum(len(x) for x in cache["latents"])
     if done >= n_latents:
         return {k: torch.cat(v)[:n_latents] for k, v in cache.items()}
-    vae = AutoencoderKL.from_pretrained(work / "vae").eval()
+    vae = AutoencoderKL.from_pretrained(work / "vae").eval().to(train_device())
     scale = vae.config.scaling_factor
     tokenizer = load_clip_tokenizer()
     chunk_size = min(ENCODE_CHUNK, n_latents)
     batches = ShapeBatches("latents", chunk_size)
     for chunk in range(done // chunk_size, -(-n_latents // chunk_size)):
         b = batches(chunk)
-        cache["latents"].append(vae.encode(b["pixels"]).latent_dist.mean * scale)
+        cache["latents"].append((vae.encode(b["pixels"].to(vae.device)).latent_dist.mean * scale).cpu())
         cache["ids"].append(tokenize(tokenizer, b["captions"]).to(torch.int32))
         cache["shape"].append(b["shape"])
         cache["colour"].append(b["colour"])
@@ -97,13 +97,15 @@ def train_t2i(work: Path, seconds: float | None = None, steps: int | None = None
     seconds, steps = check_budget(seconds, steps, default_seconds=2400.0)
     data = cached_latents(work, progress, n_latents)
     torch.manual_seed(0)
-    unet, text = build_unet(), build_text_encoder()
+    device = train_device()
+    unet, text = build_unet().to(device), build_text_encoder().to(device)
     ema_unet, ema_text = EMA(unet), EMA(text)
     params = list(unet.parameters()) + list(text.parameters())
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
     scheduler = noise_scheduler()
     tokenizer = load_clip_tokenizer()
     empty = tokenize(tokenizer, [""])[0].to(torch.int32)
+    alphas = scheduler.alphas_cumprod
     n = len(data["latents"])
 
     def step_fn(step: int) -> dict:
@@ -113,11 +115,14 @@ def train_t2i(work: Path, seconds: float | None = None, steps: int | None = None
         ids[torch.rand(BATCH, generator=g) < DROP_CAPTION] = empty
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (BATCH,), generator=g)
-        xt = scheduler.add_noise(x0, noise, t)
-        hidden = text(ids.long()).last_hidden_state
+        ab = alphas[t][:, None, None, None]
+        xt = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise).to(device)
+        weights = snr_weights(scheduler, t).to(device)
+        noise, t = noise.to(device), t.to(device)
+        hidden = text(ids.long().to(device)).last_hidden_state
         pred = unet(xt, t, hidden).sample
         per_sample = (pred - noise).square().mean((1, 2, 3))
-        loss = (snr_weights(scheduler, t) * per_sample).mean()
+        loss = (weights * per_sample).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -129,8 +134,8 @@ def train_t2i(work: Path, seconds: float | None = None, steps: int | None = None
     modules = {"unet": unet, "text": text, "ema_unet": ema_unet.module, "ema_text": ema_text.module}
     result = train_loop("t2i", modules, optimizer, step_fn, work / "checkpoints" / "t2i.pt", seconds, steps,
                         resume, LR, progress)
-    ema_unet.module.save_pretrained(work / "teacher")
-    ema_text.module.save_pretrained(work / "text_encoder")
+    ema_unet.module.cpu().save_pretrained(work / "teacher")
+    ema_text.module.cpu().save_pretrained(work / "text_encoder")
     scheduler.save_pretrained(work / "teacher_scheduler")
     return {"steps": result.steps, "seconds": round(result.seconds, 1), "train_images": n,
             "final_loss": round(result.metrics.get("loss", float("nan")), 4)}

@@ -44,7 +44,8 @@ def machine() -> str:
 
 def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | None = None,
               steps: int | None = None, resume: bool = False, progress: Callable[[dict], None] | None = None,
-              command: str | None = None, train_images: int | None = None, eval_prompts: int = 200) -> dict:
+              command: str | None = None, train_images: int | None = None, eval_prompts: int = 200,
+              eval_images: int | None = None) -> dict:
     """Run one stage; returns its metrics (also appended to WORK/runs.json)."""
     if stage not in STAGES:
         raise InputError(f"unknown stage '{stage}': use one of {', '.join(STAGES)} or all")
@@ -56,14 +57,15 @@ def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     started = time.time()
     images = {"n_latents": train_images} if train_images else {}
+    held_out = {"eval_images": eval_images} if eval_images else {}
     if stage == "vae":
         from neuralframe.generate.train.vae import train_vae
 
-        metrics = train_vae(work, seconds, steps, resume, progress)
+        metrics = train_vae(work, seconds, steps, resume, progress, **held_out)
     elif stage == "classifier":
         from neuralframe.generate.train.classifier import train_classifier
 
-        metrics = train_classifier(work, seconds, steps, resume, progress)
+        metrics = train_classifier(work, seconds, steps, resume, progress, **held_out)
     elif stage == "t2i":
         from neuralframe.generate.train.t2i import train_t2i
 
@@ -75,7 +77,7 @@ def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | 
     else:
         from neuralframe.generate.train.assemble import assemble
 
-        metrics = assemble(work, out, prompts=eval_prompts, tune_prompts=max(eval_prompts // 2, 1))
+        metrics = assemble(work, out, prompts=eval_prompts, tune_prompts=max(eval_prompts // 2, 1), **held_out)
     record = {"stage": stage, "command": command or " ".join(sys.argv), "started": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.localtime(started)), "wall_seconds": round(time.time() - started, 1),
         "machine": machine(), "metrics": metrics}

@@ -16,7 +16,7 @@ import torch
 
 from neuralframe.generate.models.architectures import build_vae
 from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches
-from neuralframe.generate.train.loop import check_budget, train_loop
+from neuralframe.generate.train.loop import check_budget, train_device, train_loop
 
 BATCH = 32
 PHOTO_SHARE = 8  # of each batch
@@ -45,19 +45,20 @@ def psnr_from_mse(mse_01: float) -> float:
 
 
 def train_vae(work: Path, seconds: float | None = None, steps: int | None = None, resume: bool = False,
-              progress: Callable[[dict], None] | None = None) -> dict:
+              progress: Callable[[dict], None] | None = None, eval_images: int = 256) -> dict:
     """Train and save `work/vae` (diffusers layout). Returns metrics (steps, seconds, held-out PSNR)."""
     seconds, steps = check_budget(seconds, steps, default_seconds=900.0)
     torch.manual_seed(0)
-    vae = build_vae()
+    device = train_device()
+    vae = build_vae().to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=LR, weight_decay=0.0)
     shapes = ShapeBatches("vae", BATCH - PHOTO_SHARE)
     photos = PhotoCrops(seed=OFFSETS["vae"])
 
     def step_fn(step: int) -> dict:
         b = shapes(step)
-        pixels = torch.cat([b["pixels"], photos(step, PHOTO_SHARE)])
-        mask = torch.cat([b["mask"], torch.zeros(PHOTO_SHARE, 1, *b["mask"].shape[-2:])])
+        pixels = torch.cat([b["pixels"], photos(step, PHOTO_SHARE)]).to(device)
+        mask = torch.cat([b["mask"], torch.zeros(PHOTO_SHARE, 1, *b["mask"].shape[-2:])]).to(device)
         loss, metrics = vae_loss(vae, pixels, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -71,14 +72,14 @@ def train_vae(work: Path, seconds: float | None = None, steps: int | None = None
     scale = latent_scaling_factor(vae)
     vae.register_to_config(scaling_factor=scale)
     vae.save_pretrained(work / "vae")
-    metrics = evaluate_vae(vae)
+    metrics = evaluate_vae(vae, eval_images, max(eval_images // 4, 1))
     return {"steps": result.steps, "seconds": round(result.seconds, 1), "scaling_factor": scale, **metrics}
 
 
 @torch.no_grad()
 def latent_scaling_factor(vae, n: int = 512) -> float:
     b = ShapeBatches("latents", n)(step=10_000)
-    z = vae.encode(b["pixels"]).latent_dist.mean
+    z = vae.encode(b["pixels"].to(vae.device)).latent_dist.mean
     return float(1.0 / z.std())
 
 
@@ -87,10 +88,10 @@ def evaluate_vae(vae, n: int = 256, photos: int = 64) -> dict:
     """Held-out reconstruction PSNR (dB, images in [0, 1]): procedural "eval"-split images (combinations
     never seen in training) and fresh crops of the photographs."""
     vae.eval()
-    shapes = ShapeBatches("eval", n, split="eval")(step=0)
+    shapes = ShapeBatches("eval", n, split="eval")(step=0)  # the same first n images for any n
     out = {}
     for key, pixels in (("vae_psnr_db", shapes["pixels"]), ("vae_psnr_photos_db", PhotoCrops(seed=12345)(0, photos))):
-        recon = torch.cat([vae.decode(vae.encode(chunk).latent_dist.mean).sample.clamp(-1, 1)
+        recon = torch.cat([vae.decode(vae.encode(chunk.to(vae.device)).latent_dist.mean).sample.clamp(-1, 1).cpu()
                            for chunk in pixels.split(64)])
         mse = ((recon - pixels) / 2.0).square().flatten(1).mean(1)
         out[key] = round(float(torch.stack([torch.tensor(psnr_from_mse(float(m))) for m in mse]).mean()), 2)
