@@ -625,6 +625,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # transformers/diffusers warnings (accelerate, torchvision fallbacks) are not for the command's user
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # per-file "Loading weights" bars
     command = typer.main.get_command(app)
     usage_errors = _usage_error_types()
     try:

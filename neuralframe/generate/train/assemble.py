@@ -111,6 +111,7 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
         (tmp / "card.json").write_text(json.dumps({"defaults": {"steps": 4, "guidance_scale": guidance}}))
         metrics = evaluate_tiny_shapes(tmp, classifier_out, prompts=prompts, steps=4, guidance_scale=guidance,
                                        vae_images=eval_images)
+        metrics["model"] = str(out)  # measured in the temporary folder that becomes OUT
         teacher_pipe = _pipeline(work, "teacher", teacher=True)
         texts, shapes, colours = eval_prompts(prompts)
         teacher = adherence(teacher_pipe, scorer, texts, shapes, colours, TEACHER_STEPS, guidance, seed=0)
