@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from neuralframe.generate.models.classifier import ShapeClassifier
 from neuralframe.generate.train.batches import ShapeBatches
-from neuralframe.generate.train.loop import check_budget, train_device, train_loop
+from neuralframe.backend.budget import check_budget
+from neuralframe.generate.train.loop import train_device, train_loop
 
 BATCH = 64
 LR = 2e-3

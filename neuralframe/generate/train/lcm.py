@@ -26,7 +26,8 @@ import torch
 
 from neuralframe.generate.models.architectures import guidance_embedding, student_from_teacher
 from neuralframe.generate.tokenizer import load_clip_tokenizer
-from neuralframe.generate.train.loop import check_budget, train_device, train_loop
+from neuralframe.backend.budget import check_budget
+from neuralframe.generate.train.loop import train_device, train_loop
 from neuralframe.generate.train.t2i import N_LATENTS, cached_latents, noise_scheduler, tokenize
 
 BATCH = 64

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from neuralframe.errors import InputError
+from neuralframe.backend.budget import budget_fraction
 
 
 @dataclass
@@ -36,14 +36,6 @@ class LoopResult:
 def train_device() -> torch.device:
     """Where the stages train: the first CUDA GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def check_budget(seconds: float | None, steps: int | None, default_seconds: float) -> tuple[float | None, int | None]:
-    if seconds is None and steps is None:
-        seconds = default_seconds
-    if (seconds is not None and seconds <= 0) or (steps is not None and steps <= 0):
-        raise InputError("the training budget (--seconds / --steps) must be positive")
-    return seconds, steps
 
 
 def lr_factor(progress: float, warmup: float = 0.03, final: float = 0.1) -> float:
@@ -86,12 +78,7 @@ def train_loop(
         step, elapsed, averages = state["step"], state["elapsed"], state.get("averages", {})
 
     def budget_progress() -> float:
-        p = 0.0
-        if seconds is not None:
-            p = max(p, elapsed / seconds)
-        if steps is not None:
-            p = max(p, step / steps)
-        return p
+        return budget_fraction(elapsed, step, seconds, steps)
 
     def save() -> None:
         save_atomic({"modules": {k: m.state_dict() for k, m in modules.items()}, "optimizer": optimizer.state_dict(),

@@ -20,7 +20,8 @@ import torch
 from neuralframe.generate.models.architectures import build_text_encoder, build_unet
 from neuralframe.generate.tokenizer import CONTEXT_LENGTH, load_clip_tokenizer
 from neuralframe.generate.train.batches import ShapeBatches
-from neuralframe.generate.train.loop import check_budget, save_atomic, train_device, train_loop
+from neuralframe.backend.budget import check_budget
+from neuralframe.generate.train.loop import save_atomic, train_device, train_loop
 
 N_LATENTS = 48_000
 ENCODE_CHUNK = 500

@@ -16,7 +16,8 @@ import torch
 
 from neuralframe.generate.models.architectures import build_vae
 from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches
-from neuralframe.generate.train.loop import check_budget, train_device, train_loop
+from neuralframe.backend.budget import check_budget
+from neuralframe.generate.train.loop import train_device, train_loop
 
 BATCH = 32
 PHOTO_SHARE = 8  # of each batch

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from neuralframe.backend.budget import budget_fraction, check_budget
 from neuralframe.errors import InputError
 from neuralframe.render.nerf import io as nerf_io
 from neuralframe.render.nerf import march as marching
@@ -172,10 +173,7 @@ def train(
     val_views, samples_per_ray, occupied, checkpoint.
     """
     config = config or TrainConfig()
-    if seconds is None and steps is None:
-        seconds = 300.0
-    if (seconds is not None and seconds <= 0) or (steps is not None and steps <= 0):
-        raise InputError("the training budget (--seconds / --steps) must be positive")
+    seconds, steps = check_budget(seconds, steps, default_seconds=300.0)
     train_data = load_dataset(data_dir, "train")
     val_data = load_dataset(data_dir, "val")
     out_path = Path(out_path)
@@ -206,12 +204,7 @@ def train(
     val_view = 0
 
     def budget_progress() -> float:
-        p = 0.0
-        if seconds is not None:
-            p = max(p, elapsed / seconds)
-        if steps is not None:
-            p = max(p, step / steps)
-        return p
+        return budget_fraction(elapsed, step, seconds, steps)
 
     def checkpoint() -> None:
         nerf_io.save(out_path, field, optimizer, {"step": step, "elapsed": elapsed, "rays": rays,
