@@ -54,19 +54,20 @@ def compare_steps(reference: Runner, candidate: Runner, steps: list[Feed], recur
         carried_cand = {i: got[o] for o, i in recurrent.items()}
     outputs = {}
     for name, row in per.items():
-        outputs[name] = {"max_abs_err": _round(row["max_abs_err"]),
-                         "mean_abs_err": _round(statistics.mean(row["mean_abs_err"])),
+        outputs[name] = {"max_abs_err": round_sig(row["max_abs_err"]),
+                         "mean_abs_err": round_sig(statistics.mean(row["mean_abs_err"])),
                          "within": row["within"], "shape": row["shape"]}
     return {
         "steps": len(steps),
         "outputs": outputs,
-        "max_abs_err": _round(max((o["max_abs_err"] for o in outputs.values()), default=0.0)),
-        "mean_abs_err": _round(statistics.mean([o["mean_abs_err"] for o in outputs.values()]) if outputs else 0.0),
+        "max_abs_err": round_sig(max((o["max_abs_err"] for o in outputs.values()), default=0.0)),
+        "mean_abs_err": round_sig(statistics.mean([o["mean_abs_err"] for o in outputs.values()]) if outputs else 0.0),
         "passed": all(o["within"] for o in outputs.values()),
     }
 
 
-def _round(v: float) -> float:
+def round_sig(v: float) -> float:
+    """Four significant figures (keeps small ratios and errors meaningful), NaN and inf as they are."""
     return float(f"{v:.4g}") if v == v and abs(v) != float("inf") else v
 
 
@@ -85,7 +86,7 @@ def check_parity(graph: Graph, reference: Runner, candidate: Runner, tol: Tolera
         "random": random,
         "real": {**real, "data": graph.real_description},
         "max_abs_err": max(random["max_abs_err"], real["max_abs_err"]),
-        "mean_abs_err": _round(max(random["mean_abs_err"], real["mean_abs_err"])),
+        "mean_abs_err": round_sig(max(random["mean_abs_err"], real["mean_abs_err"])),
         "passed": random["passed"] and real["passed"],
         "failed": failed,
     }
@@ -105,7 +106,7 @@ def time_pair(a: Runner, b: Runner, feed: Feed, runs: int = 20, warmup: int = 3)
         t = time.perf_counter()
         b(**feed)
         tb.append(time.perf_counter() - t)
-    return round(1e3 * statistics.median(ta), 3), round(1e3 * statistics.median(tb), 3)
+    return round_sig(1e3 * statistics.median(ta)), round_sig(1e3 * statistics.median(tb))
 
 
 def time_one(a: Runner, feed: Feed, runs: int = 20, warmup: int = 3) -> float:
@@ -116,4 +117,4 @@ def time_one(a: Runner, feed: Feed, runs: int = 20, warmup: int = 3) -> float:
         t = time.perf_counter()
         a(**feed)
         times.append(time.perf_counter() - t)
-    return round(1e3 * statistics.median(times), 3)
+    return round_sig(1e3 * statistics.median(times))

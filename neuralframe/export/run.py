@@ -198,7 +198,7 @@ def _export_graph(graph: Graph, settings: ExportSettings, out_dir: Path, written
                   say: Callable[[str], None]) -> dict[str, Any]:
     from neuralframe.backend.runtime import OnnxEngine, TorchEngine
     from neuralframe.export.onnx import to_float16
-    from neuralframe.export.parity import check_parity, compare_steps, time_one, time_pair
+    from neuralframe.export.parity import check_parity, compare_steps, round_sig, time_one, time_pair
 
     say(f"{graph.name}: exporting to ONNX (opset {settings.opset})")
     path = export_graph(graph, out_dir / f"{graph.name}.onnx", settings.opset, settings.dynamic)
@@ -216,7 +216,7 @@ def _export_graph(graph: Graph, settings: ExportSettings, out_dir: Path, written
     torch_ms, ort_ms = time_pair(timed, ort, feed, settings.runs)
     speed: dict[str, Any] = {"device": "cpu", "runs": settings.runs,
                              "input_shapes": {k: list(v.shape) for k, v in feed.items()}, "torch_ms": torch_ms,
-                             "ort_ms": ort_ms, "ratio_ort_vs_torch": round(torch_ms / ort_ms, 3)}
+                             "ort_ms": ort_ms, "ratio_ort_vs_torch": round_sig(torch_ms / ort_ms)}
     others: dict[str, Any] = {}
     if settings.fp16:
         say(f"{graph.name}: float16 copy")
@@ -266,7 +266,7 @@ def _tensorrt(graph: Graph, path: Path, settings: ExportSettings, out_dir: Path,
     import torch
 
     from neuralframe.backend.runtime import TorchEngine
-    from neuralframe.export.parity import check_parity, compare_steps, time_pair
+    from neuralframe.export.parity import check_parity, compare_steps, round_sig, time_pair
     from neuralframe.export.tensorrt import TensorRTEngine, build_engine
 
     reference = TorchEngine(copy.deepcopy(graph.reference), graph.inputs, graph.outputs, device="cuda")
@@ -298,6 +298,6 @@ def _tensorrt(graph: Graph, path: Path, settings: ExportSettings, out_dir: Path,
             result["failed"] = result["parity"]["failed"]
         torch_ms, trt_ms = time_pair(torch_cuda, engine, graph.example(), settings.runs)
         result["speed"] = {"device": torch.cuda.get_device_name(), "torch_cuda_ms": torch_ms, "tensorrt_ms": trt_ms,
-                           "ratio_tensorrt_vs_torch": round(torch_ms / trt_ms, 3)}
+                           "ratio_tensorrt_vs_torch": round_sig(torch_ms / trt_ms)}
         results[precision] = result
     return results
