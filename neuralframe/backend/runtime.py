@@ -136,6 +136,8 @@ class OnnxEngine:
                 raise MissingDependencyError(f"onnxruntime here has no {', '.join(unknown)} "
                                              f"(available: {', '.join(available)})")
         options = ort.SessionOptions()
+        # warnings only about what it could not constant-fold (float16 nodes without CPU kernels): errors only
+        options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = int(threads)
         try:

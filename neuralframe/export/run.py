@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from neuralframe.errors import InputError, OutputError
 from neuralframe.export import lint as lint_mod
 from neuralframe.export.onnx import DEFAULT_OPSET, ExportError, atomic_path, check, describe, export_graph, file_info
-from neuralframe.export.specs import BuildOptions, Graph, model_entry
+from neuralframe.export.specs import INT8_MODELS, BuildOptions, Graph, model_entry
 
 TARGETS = ("onnx", "tensorrt")
 REPORT_FORMAT = "neuralframe.export.report"
@@ -119,11 +119,9 @@ def export(settings: ExportSettings, progress: Callable[[str], None] | None = No
     graphs = entry.build(BuildOptions(model_path=settings.model_path, random_weights=settings.random_weights,
                                       dynamic=settings.dynamic, ratios=settings.ratios, size=settings.size,
                                       seed=settings.seed))
-    if settings.int8:
-        missing = [g.name for g in graphs if g.int8 is None]
-        if missing:
-            raise InputError(f"--int8 is not available for {entry.name} yet (only for the segmenter); "
-                             "export without --int8")
+    if settings.int8 and all(g.int8 is None for g in graphs):
+        raise InputError(f"--int8 is not available for {entry.name} (it is for {', '.join(INT8_MODELS)}); "
+                         "export without --int8")
     try:
         out_dir.mkdir(exist_ok=True)
     except OSError as error:
@@ -234,7 +232,9 @@ def _export_graph(graph: Graph, settings: ExportSettings, out_dir: Path, written
                                   "where the graph itself casts them), not float16 arithmetic, and the speed is "
                                   "not a float16 speed; float16 arithmetic is a GPU precision, checked there by "
                                   "--to tensorrt --fp16"}
-    if settings.int8:
+    if settings.int8 and graph.int8 is None:
+        row["notes"].append("int8: not offered for this graph (float32 and float16 only)")
+    if settings.int8 and graph.int8 is not None:
         from neuralframe.export.quantize import quantize_int8
 
         say(f"{graph.name}: int8 (static quantisation, calibrating)")
@@ -276,7 +276,7 @@ def _tensorrt(graph: Graph, path: Path, settings: ExportSettings, out_dir: Path,
         torch.cuda.synchronize()
         return out
 
-    precisions = ["fp32"] + (["fp16"] if settings.fp16 else []) + (["int8"] if settings.int8 else [])
+    precisions = ["fp32"] + (["fp16"] if settings.fp16 else []) + (["int8"] if settings.int8 and graph.int8 else [])
     results: dict[str, Any] = {}
     for precision in precisions:
         say(f"{graph.name}: TensorRT {precision} engine")

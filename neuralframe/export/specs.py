@@ -6,8 +6,7 @@
 A `Graph` is one ONNX file: the torch module that is traced, the module it is checked against (the
 project's own torch path), named inputs and outputs, the axes that `--dynamic` frees, inputs to check
 parity on (fresh random ones and real ones), and, where a model supports it, what int8 calibration and
-its accuracy measure need. Adding a model (the text encoder, the UNet with its guidance embedding, the
-autoencoder's encoder and decoder) is adding a builder module and one `MODELS` line.
+its accuracy measure need. Adding a model is adding a builder module and one `MODELS` line.
 """
 
 from __future__ import annotations
@@ -37,7 +36,14 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "nerf-field": ("neuralframe.export.nerf:build",
                    "a hash-grid NeRF field: points and view directions in, density and colour out",
                    "a NeRF checkpoint (.safetensors from `neuralframe train nerf`); none is bundled"),
+    "tiny-shapes": ("neuralframe.export.tiny_shapes:build",
+                    "the text-to-image model: text encoder, UNet with its guidance embedding, autoencoder "
+                    "encoder and decoder",
+                    "a local diffusers Stable-Diffusion-family folder (default: the bundled assets/models/tiny-shapes)"),
 }
+
+# models with int8 for some of their graphs (the segmenter's two; tiny-shapes' UNet and autoencoder decoder)
+INT8_MODELS = ("segmenter", "tiny-shapes")
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,11 @@ def graph_table(g: dict[str, Any]) -> Table:
         table.add_row("fp16 note", f"[dim]{escape(g['fp16']['note'])}[/]")
     if "int8" in g:
         a = g["int8"]["accuracy"]
-        extra = {k: v for k, v in a.items() if isinstance(v, (int, float)) and k != "frames"}
-        table.add_row("int8 accuracy", escape(f"{a['metric']}: " + ", ".join(f"{k} {v}" for k, v in extra.items())
-                                              + f" ({a.get('frames', '?')} frames)"))
+        counted = [k for k in ("frames", "images", "prompts") if k in a]
+        extra = {k: v for k, v in a.items() if isinstance(v, (int, float)) and k not in counted}
+        line = f"{a['metric']}: " + ", ".join(f"{k} {v}" for k, v in extra.items())
+        line += "".join(f" ({a[k]} {k})" for k in counted) + (f" ({a['note']})" if a.get("note") else "")
+        table.add_row("int8 accuracy", escape(line))
         table.add_row("int8 lint", _lint(g["int8"]["tensorrt_lint"]))
     s = g["speed"]
     speed = f"torch {s['torch_ms']:.2f} ms, onnxruntime {s['ort_ms']:.2f} ms ([bold]{s['ratio_ort_vs_torch']:.2f}x[/])"

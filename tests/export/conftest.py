@@ -31,3 +31,12 @@ def nerf_export(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("nerf")
     return out, export(ExportSettings("nerf-field", out=str(out), random_weights=True, fp16=True, **FAST))
+
+
+@pytest.fixture(scope="session")
+def tiny_shapes_export(tmp_path_factory):
+    from neuralframe.export import ExportSettings, export
+
+    out = tmp_path_factory.mktemp("tiny-shapes")
+    return out, export(ExportSettings("tiny-shapes", out=str(out), random_weights=True, dynamic=True, fp16=True,
+                                      int8=True, **FAST))

@@ -27,6 +27,9 @@ def _check_report(out, report, model, graphs, precisions):
         assert g["tensorrt_lint"]["ok"], g["tensorrt_lint"]
         assert set(g["ops"]) <= TENSORRT10_OPS
         for precision in precisions:
+            if precision not in g["files"]:  # int8 only where the model offers it, and it says so
+                assert precision == "int8" and "int8: not offered for this graph" in " ".join(g["notes"])
+                continue
             f = g["files"][precision]
             assert (out / f["path"]).stat().st_size == f["bytes"] > 1000
             onnx.checker.check_model(str(out / f["path"]), full_check=True)
@@ -120,8 +123,72 @@ def test_nerf_field_exports_and_matches_the_reference(nerf_export):
     assert g["parity"]["fp32"]["real"]["outputs"]["sigma"]["shape"] == [16384]
 
 
-def test_no_temporary_files_left(segmenter_export, nerf_export):
-    for out, _ in (segmenter_export, nerf_export):
+def test_tiny_shapes_exports_its_four_components(tiny_shapes_export):
+    out, report = tiny_shapes_export
+    data = _check_report(out, report, "tiny-shapes", ["text-encoder", "unet", "vae-encoder", "vae-decoder"],
+                         ["fp32", "fp16", "int8"])
+    g = {x["name"]: x for x in data["graphs"]}
+    assert [i["name"] for i in g["unet"]["inputs"]] == ["sample", "timestep", "encoder_hidden_states",
+                                                        "timestep_cond"]
+    assert g["unet"]["inputs"][1]["dtype"] == "int64" and g["unet"]["inputs"][3]["shape"] == ["N", 64]
+    assert g["text-encoder"]["inputs"][0]["shape"] == ["N", 77]
+    assert g["text-encoder"]["outputs"][0]["shape"] == ["N", 77, 64]
+    assert g["vae-decoder"]["inputs"][0]["shape"] == ["N", 4, "h", "w"]
+    assert g["vae-decoder"]["outputs"][0]["shape"] == ["N", 3, "H", "W"]
+    for name in g:
+        assert g[name]["parity"]["fp16"]["passed"]
+    # int8 where it is offered: the decoder (PSNR against the originals) and the UNet (adherence)
+    assert set(g["vae-decoder"]["files"]) == {"fp32", "fp16", "int8"} and "int8" not in g["text-encoder"]["files"]
+    a = g["vae-decoder"]["int8"]["accuracy"]
+    assert a["metric"] == "vae_psnr_db" and a["change_db"] == pytest.approx(a["value"] - a["fp32_value"], abs=0.02)
+    assert g["unet"]["int8"]["accuracy"]["metric"] == "prompt_adherence"
+
+
+def test_tiny_shapes_onnx_unet_samples_what_torch_samples(tiny_shapes_export):
+    """Four LCM steps with the ONNX UNet (onnxruntime, batch 2 through the dynamic axis) give the image the
+    torch UNet gives, and the ONNX decoder decodes latents of another size."""
+    from neuralframe.backend.runtime import OnnxEngine, TorchEngine
+    from neuralframe.export.specs import BuildOptions
+    from neuralframe.export.tiny_shapes import UNetGraph, _load, _sample
+
+    out, _ = tiny_shapes_export
+    c = _load(BuildOptions(random_weights=True))
+    inputs = ("sample", "timestep", "encoder_hidden_states", "timestep_cond")
+    torch_unet = TorchEngine(UNetGraph(c.unet), inputs, ("noise_pred",))
+    onnx_unet = OnnxEngine(out / "unet.onnx", providers=["CPUExecutionProvider"])
+
+    def feed(sample, t, hidden, cond):
+        return {"sample": sample, "timestep": t, "encoder_hidden_states": hidden, "timestep_cond": cond}
+
+    prompts = ["a large red star in the centre over a plain white background", "a medium blue ring at the top"]
+    a = _sample(c, torch_unet, feed, prompts)
+    b = _sample(c, onnx_unet, feed, prompts)
+    assert a.shape == (2, 3, 64, 64)
+    assert float((a - b).abs().max()) < 1e-3
+    decoder = OnnxEngine(out / "vae-decoder.onnx", providers=["CPUExecutionProvider"])
+    z = torch.randn(1, 4, 6, 10)
+    with torch.no_grad():
+        ref = c.vae.decode(z).sample
+    got = decoder(latents=z)["image"]
+    assert tuple(got.shape) == (1, 3, 48, 80)
+    assert float((torch.as_tensor(got) - ref).abs().max()) < 1e-3
+
+
+def test_tiny_shapes_export_errors(tmp_path):
+    from neuralframe.errors import InputError
+    from neuralframe.export import ExportSettings, export
+
+    with pytest.raises(InputError, match="is not a folder"):
+        export(ExportSettings("tiny-shapes", out=str(tmp_path / "o"), model_path=str(tmp_path / "nope")))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model_index.json").write_text('{"unet": ["diffusers", "UNet2DConditionModel"]}')
+    with pytest.raises(InputError, match="'unet' part is missing"):
+        export(ExportSettings("tiny-shapes", out=str(tmp_path / "o"), model_path=str(tmp_path / "half")))
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_temporary_files_left(segmenter_export, nerf_export, tiny_shapes_export):
+    for out, _ in (segmenter_export, nerf_export, tiny_shapes_export):
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
