@@ -539,7 +539,8 @@ def bench_viewer(
 
 # ---- edge export (issue 9): `neuralframe export` and `neuralframe bench export` ----
 
-EXPORT_MODELS_HELP = "segmenter, rvm or nerf-field (see neuralframe/export/specs.py)."
+EXPORT_MODELS_HELP = ("segmenter, rvm, nerf-field or tiny-shapes (the text-to-image model: text encoder, UNet, "
+                      "autoencoder encoder and decoder); see neuralframe/export/specs.py.")
 
 
 def _ratios(values: Optional[list[float]]) -> Optional[tuple[float, ...]]:
@@ -555,10 +556,13 @@ def export_cmd(
                                                  "pip install tensorrt and an NVIDIA GPU)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write a float16 graph (and engine)."),
     int8: bool = typer.Option(False, "--int8", help="Also write an int8 graph by onnxruntime static quantisation "
-                                                    "calibrated on bundled data, with its accuracy change."),
-    dynamic: bool = typer.Option(False, "--dynamic", help="Free the batch (and, for RVM, frame size) axes."),
+                                                    "calibrated on bundled data, with its accuracy change "
+                                                    "(segmenter; tiny-shapes' UNet and decoder)."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Free the batch (and, for RVM and the autoencoder, frame "
+                                                              "size) axes."),
     model_path: Optional[str] = typer.Option(None, "--model", help="Weights: a .tflite segmenter, an RVM .pth "
-                                                                   "state dict, a NeRF .safetensors checkpoint."),
+                                                                   "state dict, a NeRF .safetensors checkpoint, a "
+                                                                   "diffusers SD-family folder."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export the architecture with seeded "
                                                                         "random weights (models with none bundled)."),
     downsample_ratio: Optional[list[float]] = typer.Option(None, "--downsample-ratio",

@@ -1,9 +1,9 @@
 """`neuralframe eval tiny-shapes`: objective quality of a tiny-shapes text-to-image folder.
 
-Prompts are captions of the generator's "eval" split: attribute combinations never produced for
-training. Each prompt gets one image from its own seed; the bundled scorer names the shape and colour it
-sees, and `prompt_adherence` is the fraction of images where both match the prompt. The network
-evaluations are counted by wrapping the UNet (not inferred from settings).
+Prompts are captions of the "eval" split of the tiny-shapes world (neuralframe.generate.train.batches.WORLD):
+attribute combinations never produced for training. Each prompt gets one image from its own seed; the
+bundled scorer names the shape and colour it sees, and `prompt_adherence` is the fraction of images where
+both match the prompt. The network evaluations are counted by wrapping the UNet (not inferred from settings).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from neuralframe.generate.data import ShapesGenerator
 from neuralframe.generate.models.classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from neuralframe.generate.models.classifier import ShapeClassifier
 from neuralframe.generate.models.folder import BUNDLED, card_defaults, generate_images, load_pipeline
-from neuralframe.generate.train.batches import OFFSETS
+from neuralframe.generate.train.batches import OFFSETS, WORLD
 
 EVAL_SEEDS = OFFSETS["eval"] + 500_000  # prompts for reporting
 TUNE_SEEDS = OFFSETS["eval"] + 900_000  # a disjoint set for choosing sampling settings
@@ -26,7 +26,7 @@ TUNE_SEEDS = OFFSETS["eval"] + 900_000  # a disjoint set for choosing sampling s
 
 def eval_prompts(n: int, first_seed: int = EVAL_SEEDS) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Captions and (shape, colour) labels of n held-out ("eval" split) samples."""
-    gen = ShapesGenerator()
+    gen = ShapesGenerator(WORLD)
     samples = [gen.image(first_seed + i, "eval") for i in range(n)]
     labels = [s.attributes.labels() for s in samples]
     return ([s.caption for s in samples], torch.tensor([lab["shape"] for lab in labels]),

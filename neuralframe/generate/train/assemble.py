@@ -20,6 +20,7 @@ from pathlib import Path
 from neuralframe.errors import OutputError
 from neuralframe.generate.data.vocab import COLOURS, SHAPES
 from neuralframe.generate.models.architectures import IMAGE_SIZE, parameter_count
+from neuralframe.generate.train.batches import WORLD
 from neuralframe.generate.tokenizer import ASSET_DIR as TOKENIZER_DIR
 from neuralframe.generate.tokenizer import load_clip_tokenizer
 
@@ -62,14 +63,21 @@ def _latest_runs(work: Path) -> dict:
     return latest
 
 
+def _world() -> str:
+    """The tiny-shapes world (neuralframe.generate.train.batches.WORLD) in words, for the cards."""
+    return "; ".join(f"{name}: {', '.join(getattr(WORLD, name))}"
+                     for name in ("shapes", "colours", "sizes", "textures", "backgrounds"))
+
+
 def _write_classifier_card(folder: Path, runs: list[dict]) -> None:
     card = {
         "name": "shape-classifier",
         "description": "Names the shape and the colour of the one shape in a 64x64 image; scores generated "
                        "images against their prompts (neuralframe eval tiny-shapes).",
         "trained_by": "neuralframe's own code (neuralframe.generate.train.classifier); no pretrained weights",
-        "data": "neuralframe.generate.data.ShapesGenerator 'train' split, with blur/noise/exposure augmentation; "
-                "accuracy measured on the 'eval' split (attribute combinations unseen in training)",
+        "data": "neuralframe.generate.data.ShapesGenerator 'train' split of the tiny-shapes world "
+                f"({_world()}), with blur/noise/exposure augmentation; accuracy measured on the 'eval' split "
+                "(attribute combinations unseen in training)",
         "classes": {"shape": list(SHAPES), "colour": list(COLOURS)},
         "retrain": "neuralframe train tiny-shapes --stage classifier",
         "stages": {"classifier": [{k: r[k] for k in ("command", "started", "wall_seconds", "machine", "metrics")}
@@ -120,14 +128,13 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
         card = {
             "name": "tiny-shapes",
             "description": "A few-step text-to-image model of the procedural shapes world (one shape of a named "
-                           "colour, size, texture and position over a plain, gradient, noise or photo background), "
+                           "colour, size and position over a plain or gradient background), "
                            f"{IMAGE_SIZE}x{IMAGE_SIZE} pixels. Latent consistency model distilled from a "
                            "classifier-free-guided teacher, with the guidance weight as an input "
                            "(unet.config.time_cond_proj_dim): one network evaluation per step.",
             "trained_by": "neuralframe's own code (neuralframe.generate.train); no pretrained weights",
-            "data": "neuralframe.generate.data.ShapesGenerator (seeded, procedural; 'train' split only), "
-                    f"{len(SHAPES)} shapes, {len(COLOURS)} colours; the autoencoder also saw crops of scikit-image's "
-                    "photographs",
+            "data": "neuralframe.generate.data.ShapesGenerator (seeded, procedural; 'train' split only) of the "
+                    f"tiny-shapes world: {_world()}; the autoencoder also saw crops of scikit-image's photographs",
             "retrain": "neuralframe train tiny-shapes",
             "defaults": {"steps": 4, "guidance_scale": guidance},
             "size_mb": round(size_mb, 2),
