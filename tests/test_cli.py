@@ -1,7 +1,6 @@
 """The command line as a user meets it: exit codes, one-line errors, outputs on disk, Ctrl-C."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,22 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import nf, one_clear_line
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def nf(*args, cwd=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "neuralframe.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-
-
-def _one_clear_line(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_explains_the_commands():
@@ -80,7 +66,7 @@ def test_stream_file_to_folder_json(tmp_path):
     (["stream", "--policy", "sometimes"], ["unknown policy 'sometimes'"]),
 ])
 def test_user_errors_are_one_line_exit_2(args, fragments):
-    _one_clear_line(nf(*args), *fragments)
+    one_clear_line(nf(*args), *fragments)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video" * 50])
@@ -88,7 +74,7 @@ def test_corrupt_inputs_leave_no_output(tmp_path, content):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(content)
     result = nf("stream", "--source", str(bad), "--out", str(tmp_path / "out.mp4"))
-    _one_clear_line(result, "bad.mp4")
+    one_clear_line(result, "bad.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
 
 
@@ -137,8 +123,8 @@ def test_stream_matting_effect_and_matte_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["frames_out"] == 6
     assert (tmp_path / "m.mp4").exists() and (tmp_path / "a.mp4").exists()
-    _one_clear_line(nf("matte", str(tmp_path / "nobody.mp4"), "-o", str(tmp_path / "x.mp4")), "nobody.mp4")
-    _one_clear_line(nf("stream", "--effect", "replace:#12345"), "12345")
+    one_clear_line(nf("matte", str(tmp_path / "nobody.mp4"), "-o", str(tmp_path / "x.mp4")), "nobody.mp4")
+    one_clear_line(nf("stream", "--effect", "replace:#12345"), "12345")
 
 
 def test_data_shapes_preview(tmp_path):
@@ -151,5 +137,5 @@ def test_data_shapes_preview(tmp_path):
     assert sheet.shape == (2 * 32, 8 * 32, 3) and sheet.std() > 10  # 10 samples on rows of 8, not blank
     assert " a " in result.stdout or "an " in result.stdout  # the captions are listed
     bad = nf("data", "shapes", "--preview", str(tmp_path / "x.png"), "--split", "nope")
-    _one_clear_line(bad, "nope")
+    one_clear_line(bad, "nope")
     assert not (tmp_path / "x.png").exists()

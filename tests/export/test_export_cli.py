@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-
-
-def nf(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "neuralframe.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-
-
-def _one_clear_line(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from cli_helpers import nf, one_clear_line
 
 
 def test_export_rvm_from_a_state_dict_json(tmp_path):
@@ -66,7 +50,7 @@ def test_export_prints_the_table(tmp_path):
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "out"
-    _one_clear_line(nf(*args, "-o", str(out)), *fragments)
+    one_clear_line(nf(*args, "-o", str(out)), *fragments)
     assert not out.exists()
 
 
@@ -74,16 +58,16 @@ def test_wrong_kind_of_model_file(tmp_path):
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"\0" * 64)
     out = tmp_path / "out"
-    _one_clear_line(nf("export", "segmenter", "--model", str(weights), "-o", str(out)), "should be .tflite")
+    one_clear_line(nf("export", "segmenter", "--model", str(weights), "-o", str(out)), "should be .tflite")
     assert not out.exists()
 
 
-def test_unwritable_output_is_one_clear_line(tmp_path):
+def test_unwritable_output_isone_clear_line(tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
-    _one_clear_line(nf("export", "segmenter", "-o", str(blocker)), "is a file, not a folder")
-    _one_clear_line(nf("export", "segmenter", "-o", str(blocker / "out")), "cannot be created")
-    _one_clear_line(nf("export", "segmenter", "-o", "/proc/neuralframe-export"), "/proc/neuralframe-export")
+    one_clear_line(nf("export", "segmenter", "-o", str(blocker)), "is a file, not a folder")
+    one_clear_line(nf("export", "segmenter", "-o", str(blocker / "out")), "cannot be created")
+    one_clear_line(nf("export", "segmenter", "-o", "/proc/neuralframe-export"), "/proc/neuralframe-export")
     assert blocker.read_text() == "not a folder"
 
 
@@ -99,6 +83,6 @@ def _tensorrt_usable() -> bool:
 def test_tensorrt_missing_says_how_to_install_it(tmp_path):
     out = tmp_path / "out"
     result = nf("export", "segmenter", "--to", "tensorrt", "-o", str(out))
-    _one_clear_line(result, "tensorrt")
+    one_clear_line(result, "tensorrt")
     assert "pip install tensorrt" in result.stderr or "NVIDIA GPU" in result.stderr
     assert not out.exists()

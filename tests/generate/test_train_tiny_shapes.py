@@ -4,22 +4,15 @@ stages out of order get one clear line, and `assemble` writes a folder diffusers
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import nf, one_clear_line
 
 STAGE_ARGS = {"vae": ["--eval-images", "16"], "classifier": ["--eval-images", "16"], "t2i": ["--train-images", "64"],
               "lcm": ["--train-images", "64"]}
-
-
-def nf(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "neuralframe.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +62,6 @@ def test_resume_continues_the_step_count(trained):
     assert json.loads(result.stdout)["vae"]["steps"] == 3  # 2 before + 1 now
 
 
-def _one_clear_line(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_generate_image_with_a_model_folder(trained, tmp_path):
     import cv2
 
@@ -99,18 +83,18 @@ def test_generate_image_with_a_model_folder(trained, tmp_path):
 def test_generate_image_on_broken_folders(trained, tmp_path):
     _, folder, _ = trained
     out = tmp_path / "x.png"
-    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "nope")),
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "nope")),
                     "no such model folder")
     (tmp_path / "empty").mkdir()
-    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "empty")),
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "empty")),
                     "model_index.json")
     shutil.copytree(folder, tmp_path / "no-unet", ignore=shutil.ignore_patterns("unet"))
-    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-unet")),
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-unet")),
                     "'unet'", "missing")
     shutil.copytree(folder, tmp_path / "no-weights", ignore=shutil.ignore_patterns("*.safetensors"))
-    _one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-weights")),
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "no-weights")),
                     "weights")
-    _one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "x.jpg"), "--model", str(folder)), ".png")
+    one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "x.jpg"), "--model", str(folder)), ".png")
     assert not out.exists()
 
 
