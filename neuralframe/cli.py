@@ -455,26 +455,37 @@ def generate_image_cmd(
     guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's or pipeline's)."),
     model: Optional[str] = typer.Option(None, help="A local diffusers Stable-Diffusion-family folder "
                                                   "(default: the bundled tiny-shapes model)."),
+    backend: str = typer.Option("torch", help="Where the text encoder, UNet and decoder run: torch, onnxruntime "
+                                              "(exported once with parity checks, then cached) or tensorrt."),
 ) -> None:
     """Text to image with the bundled few-step model or any local diffusers folder."""
     import time
     from pathlib import Path
 
-    from neuralframe.console import console
+    from neuralframe.console import console, err_console
     from neuralframe.generate.models.folder import BUNDLED, card_defaults, generate_image, load_pipeline
     from neuralframe.viewer.app import save_png
 
     if not out.lower().endswith(".png"):
         raise InputError(f"{out}: the output must be a .png file")
+    from neuralframe.generate.models.engines import BACKENDS
+
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend '{backend}': use one of {', '.join(BACKENDS)}")
     folder = Path(model) if model else BUNDLED
     defaults = card_defaults(folder)
     pipe = load_pipeline(folder)
+    if backend != "torch":
+        from neuralframe.generate.models.engines import use_backend
+
+        use_backend(pipe, folder, backend, say=lambda m: err_console.print(f"[dim]{m}[/]"))
     start = time.perf_counter()
     image = generate_image(pipe, prompt, steps or defaults.get("steps", 4), seed,
                            guidance if guidance is not None else defaults.get("guidance_scale"))
     seconds = time.perf_counter() - start
     path = save_png(image, out)
-    console.print(f"wrote [bold]{path}[/] ({image.shape[1]}x{image.shape[0]}, {seconds:.2f} s)", highlight=False)
+    console.print(f"wrote [bold]{path}[/] ({image.shape[1]}x{image.shape[0]}, {seconds:.2f} s, {backend})",
+                  highlight=False)
 
 
 @bench_app.command("matte")

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 
-def nf(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    """`neuralframe ARGS...` in a fresh interpreter, wide terminal, output captured."""
+def nf(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """`neuralframe ARGS...` in a fresh interpreter (environment `env`, default this one), wide terminal,
+    output captured."""
     return subprocess.run([sys.executable, "-m", "neuralframe.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+                          cwd=cwd, timeout=timeout, env={**(env or os.environ), "COLUMNS": "200"})
 
 
 def one_clear_line(result: subprocess.CompletedProcess, *fragments: str) -> None:

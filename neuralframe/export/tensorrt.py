@@ -29,21 +29,21 @@ from neuralframe.export.specs import Graph
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-INSTALL = ("--to tensorrt needs TensorRT: pip install tensorrt (or pip install 'neuralframe[tensorrt]'); "
+INSTALL = ("{what} needs TensorRT: pip install tensorrt (or pip install 'neuralframe[tensorrt]'); "
            "engines are built for and run on an NVIDIA GPU with CUDA")
 WORKSPACE = 4 << 30
 
 
-def require_tensorrt():
+def require_tensorrt(what: str = "--to tensorrt"):
     """The tensorrt module, or a MissingDependencyError saying how to get it (and that a GPU is needed)."""
     try:
         import tensorrt as trt
     except ImportError:
-        raise MissingDependencyError(INSTALL) from None
+        raise MissingDependencyError(INSTALL.format(what=what)) from None
     import torch
 
     if not torch.cuda.is_available():
-        raise MissingDependencyError("--to tensorrt needs an NVIDIA GPU with CUDA: TensorRT is installed but torch "
+        raise MissingDependencyError(f"{what} needs an NVIDIA GPU with CUDA: TensorRT is installed but torch "
                                      "sees no CUDA device (engines are built for the GPU they run on)")
     return trt
 

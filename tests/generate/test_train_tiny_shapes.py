@@ -80,6 +80,34 @@ def test_generate_image_with_a_model_folder(trained, tmp_path):
     assert not np.array_equal(cv2.imread(str(out)), cv2.imread(str(other)))
 
 
+def test_generate_image_on_exported_engines(trained, tmp_path):
+    """--backend onnxruntime exports the folder once (cached by its weights), then draws the image torch draws."""
+    import os
+
+    import cv2
+
+    _, folder, _ = trained
+    env_cache = tmp_path / "cache"
+    images = {}
+    for backend in ("torch", "onnxruntime", "onnxruntime"):
+        out = tmp_path / f"{backend}-{len(images)}.png"
+        result = nf("generate-image", "a large red star", "-o", str(out), "--model", str(folder), "--steps", "2",
+                    "--backend", backend, env={**os.environ, "XDG_CACHE_HOME": str(env_cache)})
+        assert result.returncode == 0, result.stderr
+        assert backend in result.stdout
+        images[len(images)] = cv2.imread(str(out)).astype(int)
+        if backend == "onnxruntime":
+            assert ("exporting" in result.stderr) == (len(images) == 2)  # exported the first time only
+    assert np.abs(images[0] - images[1]).max() <= 2
+    assert np.array_equal(images[1], images[2])
+    cached = list((env_cache / "neuralframe" / "onnx").iterdir())
+    assert len(cached) == 1 and (cached[0] / "unet.onnx").is_file()
+    one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "t.png"), "--model", str(folder),
+                      "--backend", "tensorrt"), "--backend tensorrt needs")
+    one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "t.png"), "--model", str(folder),
+                      "--backend", "tflite"), "unknown backend 'tflite'")
+
+
 def test_generate_image_on_broken_folders(trained, tmp_path):
     _, folder, _ = trained
     out = tmp_path / "x.png"

@@ -57,10 +57,17 @@ def load_pipeline(path: str | os.PathLike = BUNDLED, dtype: torch.dtype = torch.
         from diffusers import DiffusionPipeline
     except ImportError as e:  # pragma: no cover - diffusers is a core dependency
         raise MissingDependencyError("text-to-image needs diffusers: pip install diffusers") from e
+    from diffusers.utils import logging as diffusers_logging
+
+    bars = diffusers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar for a local folder
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, dtype=dtype)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: cannot load the pipeline ({str(e).splitlines()[0]})") from None
+    finally:
+        if bars:
+            diffusers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
