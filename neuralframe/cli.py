@@ -84,6 +84,23 @@ def demo(
         _emit_json(report)
 
 
+BACKEND_HELP = ("Where the matting network runs: torch, or onnxruntime (our module exported to ONNX on "
+                "start); tensorrt is not wired into matting yet.")
+
+
+def _matting_backend(backend: str) -> str:
+    """The matting runners' name for a --backend value ("onnxruntime" and "onnx" are the same)."""
+    from neuralframe.backend.runtime import resolve_backend
+
+    name = resolve_backend(backend)
+    if name == "tensorrt":
+        from neuralframe.export.tensorrt import require_tensorrt
+
+        require_tensorrt("--backend tensorrt")
+        raise InputError("--backend tensorrt is not wired into matting yet; use --backend onnxruntime or torch")
+    return {"onnxruntime": "onnx"}.get(name, name)
+
+
 @app.command()
 def stream(
     source: str = typer.Option("pattern", "--source", "-s",
@@ -104,7 +121,7 @@ def stream(
                                             "latest."),
     impl: str = typer.Option("auto", help="Kernel implementation: auto, cpu or reference."),
     loop: bool = typer.Option(False, help="Loop a video file."),
-    matte_backend: str = typer.Option("torch", help="Backend of the matting model: torch or onnx."),
+    matte_backend: str = typer.Option("torch", "--backend", "--matte-backend", help=BACKEND_HELP),
     device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
@@ -116,7 +133,8 @@ def stream(
     from neuralframe.streaming.run import StreamSettings, run
 
     settings = StreamSettings(source=source, out=out, effect=effect, size=_size(size), frames=frames, fps=fps,
-                              policy=policy, impl=impl, loop=loop, matte_backend=matte_backend, device=device,
+                              policy=policy, impl=impl, loop=loop, matte_backend=_matting_backend(matte_backend),
+                              device=device,
                               model=model, downsample_ratio=downsample_ratio)
     report = run(settings, progress=not as_json)
     if as_json:
@@ -136,6 +154,7 @@ def matte(
     fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Separate people from the background in a video, offline and lossless: every frame is matted."""
@@ -143,7 +162,7 @@ def matte(
     from neuralframe.generate.matting.effects import MatteSettings
     from neuralframe.generate.matting.offline import MatteJob, run
 
-    settings = MatteSettings(model=model, downsample_ratio=downsample_ratio)
+    settings = MatteSettings(model=model, downsample_ratio=downsample_ratio, backend=_matting_backend(backend))
     report = run(MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames,
                           fps=fps, matte=settings), progress=not as_json)
     if as_json:
@@ -468,10 +487,9 @@ def generate_image_cmd(
 
     if not out.lower().endswith(".png"):
         raise InputError(f"{out}: the output must be a .png file")
-    from neuralframe.generate.models.engines import BACKENDS
+    from neuralframe.backend.runtime import resolve_backend
 
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{backend}': use one of {', '.join(BACKENDS)}")
+    backend = resolve_backend(backend)
     folder = Path(model) if model else BUNDLED
     defaults = card_defaults(folder)
     pipe = load_pipeline(folder)

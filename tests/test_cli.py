@@ -98,6 +98,9 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_video(tmp_path):
 
 
 def test_stream_matting_effect_and_matte_command(tmp_path):
+    import cv2
+    import numpy as np
+
     from neuralframe.generate.matting.media import make_clip
     from neuralframe.streaming import Frame, Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
@@ -125,6 +128,21 @@ def test_stream_matting_effect_and_matte_command(tmp_path):
     assert (tmp_path / "m.mp4").exists() and (tmp_path / "a.mp4").exists()
     one_clear_line(nf("matte", str(tmp_path / "nobody.mp4"), "-o", str(tmp_path / "x.mp4")), "nobody.mp4")
     one_clear_line(nf("stream", "--effect", "replace:#12345"), "12345")
+    # the same matte on the exported network in onnxruntime (RGBA PNGs: lossless)
+    alphas = {}
+    for backend in ("torch", "onnxruntime"):
+        rgba = tmp_path / f"rgba-{backend}"
+        result = nf("matte", str(person), "-o", str(tmp_path / f"{backend}.mp4"), "--rgba", str(rgba),
+                    "--frames", "2", "--backend", backend)
+        assert result.returncode == 0, result.stderr
+        alphas[backend] = np.stack([cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., 3].astype(int)
+                                    for p in sorted(rgba.glob("*.png"))])
+    assert alphas["torch"].shape[0] == 2 and alphas["torch"].std() > 20  # a person, not a flat matte
+    assert np.abs(alphas["torch"] - alphas["onnxruntime"]).max() <= 3
+    one_clear_line(nf("matte", str(person), "-o", str(tmp_path / "t.mp4"), "--backend", "tensorrt"),
+                   "--backend tensorrt")
+    one_clear_line(nf("matte", str(person), "-o", str(tmp_path / "t.mp4"), "--backend", "openvino"),
+                   "unknown backend 'openvino'")
 
 
 def test_data_shapes_preview(tmp_path):

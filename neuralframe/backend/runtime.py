@@ -22,6 +22,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
+# what a --backend option takes, everywhere: the module in torch, its ONNX graph in onnxruntime, or a
+# TensorRT engine built from that graph
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def resolve_backend(name: str) -> str:
+    """A --backend value checked ("onnx" is read as "onnxruntime"); an InputError names the choices."""
+    name = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt"}.get(name, name)
+    if name not in BACKENDS:
+        raise InputError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
+    return name
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """A named tensor of an engine: `shape` entries are ints for fixed axes and strings for dynamic ones."""

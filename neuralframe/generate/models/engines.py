@@ -24,7 +24,6 @@ import torch
 
 from neuralframe.errors import InputError, OutputError
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 GRAPHS = ("text-encoder", "unet", "vae-decoder")
 
 
@@ -88,8 +87,9 @@ def _engines(folder: Path, graphs: Path, backend: str, threads: int | None) -> d
 def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | None = None,
                 cache_dir: Path | None = None, say: Callable[[str], None] | None = None) -> None:
     """Route the pipeline's text encoder, UNet and decoder through `backend` ("torch" leaves it as it is)."""
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{backend}': use one of {', '.join(BACKENDS)}")
+    from neuralframe.backend.runtime import resolve_backend
+
+    backend = resolve_backend(backend)
     if backend == "torch":
         return
     if backend == "tensorrt":
