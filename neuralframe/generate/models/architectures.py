@@ -35,7 +35,10 @@ def build_vae():
         block_out_channels=(16, 32, 64, 64),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
-        norm_num_groups=16,
+        # 4 or more channels per group: with one channel per group (16 groups on the first 16 channels) every
+        # GroupNorm erased each channel's mean, the flat background's colour, which then had to survive on
+        # the residual path alone (tinted, blurry reconstructions)
+        norm_num_groups=4,
         sample_size=IMAGE_SIZE,
         scaling_factor=1.0,  # set from the trained encoder's latent spread (see train.vae)
     )
@@ -72,7 +75,7 @@ def build_unet(time_cond_proj_dim: int | None = None):
         layers_per_block=1,
         cross_attention_dim=TEXT_DIM,
         attention_head_dim=8,
-        norm_num_groups=32,
+        norm_num_groups=8,  # 8 or more channels per group (see build_vae)
         time_cond_proj_dim=time_cond_proj_dim,
     )
 
