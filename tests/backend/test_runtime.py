@@ -78,3 +78,13 @@ def test_torch_engine_checks_specs():
     assert torch.equal(engine(x=torch.ones(2, 5))["y"], torch.ones(2, 5))
     with pytest.raises(InputError, match="must have 2 dimensions"):
         engine(x=torch.ones(2, 5, 1))
+
+
+def test_backend_names():
+    from neuralframe.backend.runtime import resolve_backend
+
+    assert resolve_backend("torch") == "torch"
+    assert resolve_backend("onnx") == resolve_backend("onnxruntime") == "onnxruntime"
+    assert resolve_backend("tensorrt") == "tensorrt"
+    with pytest.raises(InputError, match="unknown backend 'openvino': use one of torch, onnxruntime, tensorrt"):
+        resolve_backend("openvino")
