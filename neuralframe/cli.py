@@ -94,7 +94,7 @@ def _matting_backend(backend: str) -> str:
 
     name = resolve_backend(backend)
     if name == "tensorrt":
-        from neuralframe.export.tensorrt import require_tensorrt
+        from neuralframe.backend.runtime import require_tensorrt
 
         require_tensorrt("--backend tensorrt")
         raise InputError("--backend tensorrt is not wired into matting yet; use --backend onnxruntime or torch")

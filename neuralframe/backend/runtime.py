@@ -1,4 +1,4 @@
-"""Engines: a torch module, an onnxruntime session and (later) a TensorRT engine behind one call.
+"""Engines: a torch module, an onnxruntime session and a TensorRT engine behind one call.
 
     engine = TorchEngine(model, inputs=["src", "r1"], outputs=["fgr", "pha", "r1_out"])
     out = engine(src=x, r1=state)            # dict of named torch tensors
@@ -185,12 +185,83 @@ def _dim(d: Any) -> int | str:
     return d if isinstance(d, int) else str(d)
 
 
+# ---- TensorRT (built by neuralframe.export.tensorrt; NVIDIA GPU and `pip install tensorrt`) ----
+
+INSTALL = ("{what} needs TensorRT: pip install tensorrt (or pip install 'neuralframe[tensorrt]'); "
+           "engines are built for and run on an NVIDIA GPU with CUDA")
+
+def require_tensorrt(what: str = "--to tensorrt"):
+    """The tensorrt module, or a MissingDependencyError saying how to get it (and that a GPU is needed)."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise MissingDependencyError(INSTALL.format(what=what)) from None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise MissingDependencyError(f"{what} needs an NVIDIA GPU with CUDA: TensorRT is installed but torch "
+                                     "sees no CUDA device (engines are built for the GPU they run on)")
+    return trt
+
+_TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64",
+                 "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
+
+class TensorRTEngine:
+    """A serialized TensorRT engine with the torch/onnxruntime engines' call: named tensors in (moved to
+    the GPU), named CUDA tensors out. Dynamic axes take any shape inside the engine's profile."""
+
+    def __init__(self, path: str | os.PathLike):
+        import torch
+
+        trt = require_tensorrt()
+        self.path = Path(path)
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise InputError(f"{self.path.name}: not a TensorRT engine for this TensorRT version and GPU "
+                             "(engines are built per TensorRT version and GPU; rebuild it here)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+
+        def spec(name: str) -> TensorSpec:
+            shape = tuple(int(d) if d >= 0 else f"d{i}" for i, d in enumerate(self.engine.get_tensor_shape(name)))
+            dtype = _TORCH_DTYPES.get(self.engine.get_tensor_dtype(name).name, "float32")
+            return TensorSpec(name, shape, dtype)
+
+        self.inputs = tuple(spec(n) for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.outputs = tuple(spec(n) for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.name = f"tensorrt:{self.path.name}"
+        self.device = torch.device("cuda")
+
+    def __call__(self, **inputs: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        import torch
+
+        _check_names(self.name, self.inputs, inputs)
+        keep = []
+        for s in self.inputs:
+            s.check(inputs[s.name], self.name)
+            t = inputs[s.name].to(self.device, getattr(torch, s.dtype)).contiguous()
+            keep.append(t)
+            self.context.set_input_shape(s.name, tuple(t.shape))
+            self.context.set_tensor_address(s.name, int(t.data_ptr()))
+        out = {}
+        for s in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(s.name))
+            t = torch.empty(shape, dtype=getattr(torch, s.dtype), device=self.device)
+            self.context.set_tensor_address(s.name, int(t.data_ptr()))
+            out[s.name] = t
+        stream = torch.cuda.current_stream(self.device)
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"{self.name}: TensorRT execution failed")
+        stream.synchronize()
+        return out
+
 def load_engine(path: str | os.PathLike, **kwargs: Any) -> Engine:
-    """An engine for a file, chosen by extension (.onnx today; TensorRT .engine/.plan on the same protocol)."""
+    """An engine for a file, chosen by extension: .onnx (onnxruntime) or .engine/.plan/.trt (TensorRT)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":
         return OnnxEngine(path, **kwargs)
     if suffix in (".engine", ".plan", ".trt"):
-        raise MissingDependencyError(f"'{path}' is a TensorRT engine: TensorRT engines are not supported yet "
-                                     "(export to .onnx instead)")
-    raise InputError(f"'{path}' is not a model file neuralframe can run (use .onnx)")
+        return TensorRTEngine(path)
+    raise InputError(f"'{path}' is not a model file neuralframe can run (use .onnx, or a TensorRT .engine)")

@@ -110,7 +110,7 @@ def export(settings: ExportSettings, progress: Callable[[str], None] | None = No
     say = progress or (lambda message: None)
     _validate(settings)
     if settings.to == "tensorrt":
-        from neuralframe.export.tensorrt import require_tensorrt
+        from neuralframe.backend.runtime import require_tensorrt
 
         require_tensorrt()
     out_dir, create = _check_out_dir(settings.out)
@@ -267,7 +267,8 @@ def _tensorrt(graph: Graph, path: Path, settings: ExportSettings, out_dir: Path,
 
     from neuralframe.backend.runtime import TorchEngine
     from neuralframe.export.parity import check_parity, compare_steps, round_sig, time_pair
-    from neuralframe.export.tensorrt import TensorRTEngine, build_engine
+    from neuralframe.backend.runtime import TensorRTEngine
+    from neuralframe.export.tensorrt import build_engine
 
     reference = TorchEngine(copy.deepcopy(graph.reference), graph.inputs, graph.outputs, device="cuda")
 

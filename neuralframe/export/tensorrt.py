@@ -19,33 +19,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from neuralframe.backend.runtime import TensorSpec, _check_names
-from neuralframe.errors import MissingDependencyError
+from neuralframe.backend.runtime import TensorRTEngine, require_tensorrt
 from neuralframe.export.onnx import ExportError, atomic_path
 from neuralframe.export.specs import Graph
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-INSTALL = ("{what} needs TensorRT: pip install tensorrt (or pip install 'neuralframe[tensorrt]'); "
-           "engines are built for and run on an NVIDIA GPU with CUDA")
 WORKSPACE = 4 << 30
-
-
-def require_tensorrt(what: str = "--to tensorrt"):
-    """The tensorrt module, or a MissingDependencyError saying how to get it (and that a GPU is needed)."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise MissingDependencyError(INSTALL.format(what=what)) from None
-    import torch
-
-    if not torch.cuda.is_available():
-        raise MissingDependencyError(f"{what} needs an NVIDIA GPU with CUDA: TensorRT is installed but torch "
-                                     "sees no CUDA device (engines are built for the GPU they run on)")
-    return trt
 
 
 def default_cache_dir() -> Path:
@@ -176,56 +156,4 @@ def build_engine(onnx_path: Path, graph: Graph, precision: str, dynamic: bool,
     return engine_path, {**info, "cached": False}
 
 
-_TORCH_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64",
-                 "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
-
-
-class TensorRTEngine:
-    """A serialized TensorRT engine with the torch/onnxruntime engines' call: named tensors in (moved to
-    the GPU), named CUDA tensors out. Dynamic axes take any shape inside the engine's profile."""
-
-    def __init__(self, path: str | os.PathLike):
-        import torch
-
-        trt = require_tensorrt()
-        self.path = Path(path)
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise ExportError(f"{self.path.name}: not a TensorRT engine for this TensorRT version and GPU")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-
-        def spec(name: str) -> TensorSpec:
-            shape = tuple(int(d) if d >= 0 else f"d{i}" for i, d in enumerate(self.engine.get_tensor_shape(name)))
-            dtype = _TORCH_DTYPES.get(self.engine.get_tensor_dtype(name).name, "float32")
-            return TensorSpec(name, shape, dtype)
-
-        self.inputs = tuple(spec(n) for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self.outputs = tuple(spec(n) for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-        self.name = f"tensorrt:{self.path.name}"
-        self.device = torch.device("cuda")
-
-    def __call__(self, **inputs: "torch.Tensor") -> dict[str, "torch.Tensor"]:
-        import torch
-
-        _check_names(self.name, self.inputs, inputs)
-        keep = []
-        for s in self.inputs:
-            s.check(inputs[s.name], self.name)
-            t = inputs[s.name].to(self.device, getattr(torch, s.dtype)).contiguous()
-            keep.append(t)
-            self.context.set_input_shape(s.name, tuple(t.shape))
-            self.context.set_tensor_address(s.name, int(t.data_ptr()))
-        out = {}
-        for s in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(s.name))
-            t = torch.empty(shape, dtype=getattr(torch, s.dtype), device=self.device)
-            self.context.set_tensor_address(s.name, int(t.data_ptr()))
-            out[s.name] = t
-        stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise ExportError(f"{self.name}: execution failed")
-        stream.synchronize()
-        return out
+__all__ = ["TensorRTEngine", "build_engine", "default_cache_dir", "require_tensorrt"]

@@ -88,3 +88,22 @@ def test_backend_names():
     assert resolve_backend("tensorrt") == "tensorrt"
     with pytest.raises(InputError, match="unknown backend 'openvino': use one of torch, onnxruntime, tensorrt"):
         resolve_backend("openvino")
+
+
+def test_tensorrt_engine_files_need_tensorrt(tmp_path):
+    """A TensorRT engine file goes to the TensorRT engine, which says how to get TensorRT where it is missing."""
+    pytest.importorskip("torch")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here")
+    from neuralframe.errors import MissingDependencyError
+
+    plan = tmp_path / "model.engine"
+    plan.write_bytes(b"\x00" * 64)
+    with pytest.raises(MissingDependencyError, match="needs TensorRT: pip install tensorrt"):
+        load_engine(plan)
+    with pytest.raises(InputError, match="use .onnx, or a TensorRT .engine"):
+        load_engine(tmp_path / "model.tflite")

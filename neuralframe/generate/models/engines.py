@@ -76,7 +76,8 @@ def _engines(folder: Path, graphs: Path, backend: str, threads: int | None) -> d
 
         return {name: OnnxEngine(graphs / f"{name}.onnx", providers="auto", threads=threads or 0) for name in GRAPHS}
     from neuralframe.export.specs import BuildOptions, model_entry
-    from neuralframe.export.tensorrt import TensorRTEngine, build_engine, require_tensorrt
+    from neuralframe.backend.runtime import TensorRTEngine, require_tensorrt
+    from neuralframe.export.tensorrt import build_engine
 
     require_tensorrt("--backend tensorrt")
     specs = {g.name: g for g in model_entry("tiny-shapes").build(BuildOptions(model_path=str(folder), dynamic=True))}
@@ -93,7 +94,7 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
     if backend == "torch":
         return
     if backend == "tensorrt":
-        from neuralframe.export.tensorrt import require_tensorrt
+        from neuralframe.backend.runtime import require_tensorrt
 
         require_tensorrt("--backend tensorrt")
     folder = Path(folder)
