@@ -265,9 +265,8 @@ def _tensorrt(graph: Graph, path: Path, settings: ExportSettings, out_dir: Path,
     """Engines for each precision asked for, checked against torch on the GPU and timed there."""
     import torch
 
-    from neuralframe.backend.runtime import TorchEngine
+    from neuralframe.backend.runtime import TensorRTEngine, TorchEngine
     from neuralframe.export.parity import check_parity, compare_steps, round_sig, time_pair
-    from neuralframe.backend.runtime import TensorRTEngine
     from neuralframe.export.tensorrt import build_engine
 
     reference = TorchEngine(copy.deepcopy(graph.reference), graph.inputs, graph.outputs, device="cuda")
