@@ -207,7 +207,7 @@ def view(
 
 @app.command()
 def render(
-    scene: str = typer.Argument(..., help="A .ply, .splat or .spz scene."),
+    scene: str = typer.Argument(..., help="A .ply, .splat or .spz scene, or a NeRF .safetensors."),
     out: str = typer.Option(..., "--out", "-o", help="The video to write (.mp4, .mkv, .mov) or a folder for PNGs."),
     path: str = typer.Option("orbit", help="orbit (all around), arc (a sweep around the start view, for scenes "
                                             "captured from one side), or a JSON file with a list of cameras "
@@ -216,15 +216,24 @@ def render(
     size: str = typer.Option("960x540", help="Orbit frame size WIDTHxHEIGHT."),
     fps: float = typer.Option(30.0, help="Video frame rate."),
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
+    backend: str = typer.Option("torch", help="NeRF scenes: where the field's network runs: torch, onnxruntime "
+                                              "(exported once with parity checks, then cached) or tensorrt."),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Render a camera path of a scene to a video, headless."""
-    from neuralframe.console import print_pipeline_report
+    from neuralframe.backend.runtime import resolve_backend
+    from neuralframe.console import err_console, print_pipeline_report
     from neuralframe.render.jobs import PathSettings, render_path
     from neuralframe.render.scene import open_scene
 
     h, w = _size(size)
+    backend = resolve_backend(backend)
     opened = open_scene(scene)
+    if backend != "torch":
+        if not hasattr(opened, "use_backend"):
+            raise InputError(f"--backend {backend} applies to NeRF scenes (.safetensors); splat scenes render with "
+                             "--impl")
+        opened.use_backend(backend, say=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
     report = render_path(opened, PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl),
                          out, progress=not as_json)
     if as_json:

@@ -223,22 +223,37 @@ class NerfScene:
 
     kind = "nerf"
 
-    def __init__(self, field, name: str, up=(0.0, 0.0, 1.0)):
+    def __init__(self, field, name: str, up=(0.0, 0.0, 1.0), path: Path | None = None):
         self.field = field
         self.name = name
         self.up = tuple(up)
         self.cameras: list = []
+        self.path = path
+        self.engine = None  # the field's exported graph on onnxruntime/TensorRT (use_backend)
+        self.backend = "torch"
 
     @classmethod
     def load(cls, path: Path) -> "NerfScene":
         from neuralframe.render.nerf import load_field
 
-        return cls(load_field(path), path.name)
+        return cls(load_field(path), path.name, path=path)
+
+    def use_backend(self, backend: str, say=None) -> None:
+        """Run the field's network on its exported graph ("onnxruntime" or "tensorrt"; "torch" is the default):
+        exported once per checkpoint with parity checks and cached (neuralframe.export.engines)."""
+        from neuralframe.backend.runtime import resolve_backend
+
+        backend = resolve_backend(backend)
+        if backend != "torch":
+            from neuralframe.export.engines import exported_engines
+
+            self.engine = exported_engines("nerf-field", self.path, backend, say=say)["nerf-field"]
+        self.backend = backend
 
     def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput":
         from neuralframe.render import nerf
 
-        return nerf.render(self.field, camera, impl=impl, background=background)
+        return nerf.render(self.field, camera, impl=impl, background=background, engine=self.engine)
 
     def implementation(self, impl: str = "auto") -> str:
         from neuralframe.backend import dispatch

@@ -29,6 +29,11 @@ def chunked(fn, *tensors: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
     return torch.cat([fn(*(t[i : i + chunk] for t in tensors)) for i in range(0, n, chunk)])
 
 
+def _engine_samples(engine, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:  # -> [N, 4]: sigma, rgb
+    out = engine(x=x, d=d)
+    return torch.cat([torch.as_tensor(out["sigma"]).float()[:, None], torch.as_tensor(out["rgb"]).float()], 1)
+
+
 def camera_rays(camera: Camera) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ray origins [H*W, 3], unit directions [H*W, 3] and z per unit of t [H*W], row by row."""
     v, u = torch.meshgrid(torch.arange(camera.height, dtype=torch.float64),
@@ -51,8 +56,12 @@ def render_rays(
     impl: str = "auto",
     first_samples: int = 2,
     max_round: int = 64,
+    engine=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # rgb [R, 3] (no background), opacity [R], t [R]
-    """Volume-render rays through `field`; returns the accumulated colour, opacity and sum of w * t."""
+    """Volume-render rays through `field`; returns the accumulated colour, opacity and sum of w * t.
+
+    With `engine` (the field's exported graph on an engine: x, d -> sigma, rgb), the network runs there,
+    density and colour of every sample in one call; the occupancy grid and marching stay the field's."""
     n = rays_o.shape[0]
     aabb = field.aabb
     box_near, box_far = marching.ray_box(rays_o, rays_d, aabb)
@@ -84,13 +93,19 @@ def render_rays(
         if ts.numel():
             rays = active[ray_local]
             pos = rays_o[rays] + ts[:, None] * rays_d[rays]
-            geo = chunked(lambda p: field.geometry(p, impl=impl), pos)
-            sigmas = trunc_exp(geo[:, 0])
+            if engine is not None:
+                out = chunked(lambda p, d: _engine_samples(engine, p, d), pos, rays_d[rays])
+                sigmas, rgb_all = out[:, 0].float(), out[:, 1:].float()
+            else:
+                geo = chunked(lambda p: field.geometry(p, impl=impl), pos)
+                sigmas = trunc_exp(geo[:, 0])
             dts = torch.full_like(ts, step)
             weights, _, t_after = marching.sample_weights(sigmas, dts, ray_local, transmittance[active], impl=impl)
             keep = weights > W_MIN
             if bool(keep.any()):
-                if not per_ray_terms:
+                if engine is not None:
+                    colour = rgb_all[keep]
+                elif not per_ray_terms:
                     colour = chunked(field.color, geo[keep], rays_d[rays[keep]])
                 else:
                     if sh_terms is None:
@@ -108,7 +123,7 @@ def render_rays(
     return rgb, 1.0 - transmittance, depth
 
 
-def render(field: NerfField, camera: Camera, impl: str = "auto", background=None) -> RenderOutput:
+def render(field: NerfField, camera: Camera, impl: str = "auto", background=None, engine=None) -> RenderOutput:
     """Render `field` as seen by `camera`: rgb [H, W, 3], alpha [H, W], depth (camera z) [H, W].
 
     Args:
@@ -116,6 +131,7 @@ def render(field: NerfField, camera: Camera, impl: str = "auto", background=None
         camera: an OpenCV-convention `Camera`.
         impl: "auto", "reference" or "cpu" for the encoding, marching and compositing kernels.
         background: [3] colour composited under the scene (default black).
+        engine: run the network on this engine (the field's exported graph) instead of in torch.
     """
     dispatch.check_impl(impl)
     rays_o, rays_d, z_per_t = camera_rays(camera)
@@ -124,7 +140,7 @@ def render(field: NerfField, camera: Camera, impl: str = "auto", background=None
     was_training = field.training
     field.eval()
     try:
-        rgb, alpha, t_acc = render_rays(field, rays_o, rays_d, t_near, t_far, impl=impl)
+        rgb, alpha, t_acc = render_rays(field, rays_o, rays_d, t_near, t_far, impl=impl, engine=engine)
     finally:
         field.train(was_training)
     if background is not None:

@@ -63,3 +63,32 @@ def test_resume_continues(trained, tmp_path):
     assert metrics["steps"] == 160 and [p["step"] for p in seen] == list(range(151, 161))
     _, optim, state = nerf_io.load(path)
     assert state["step"] == 160 and "encoding.params.exp_avg" in optim
+
+
+def test_render_on_the_exported_field(trained, tmp_path, monkeypatch):
+    """The NeRF scene on its ONNX export in onnxruntime renders what torch renders; `render --backend`
+    exports once and caches; a splat scene says the option is for NeRF scenes."""
+    from cli_helpers import nf, one_clear_line
+
+    from neuralframe.render.scene import open_scene
+
+    root, data, _, _ = trained
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    camera = load_dataset(data, "val").camera(0)
+    scene = open_scene(root / "scene.safetensors")
+    a = scene.render(camera, background=(1.0, 1.0, 1.0))
+    scene.use_backend("onnxruntime")
+    b = scene.render(camera, background=(1.0, 1.0, 1.0))
+    assert float(a.alpha.max()) > 0.9
+    mse = float((a.rgb - b.rgb).square().mean())
+    assert -10 * torch.log10(torch.tensor(max(mse, 1e-12))) > 45  # PSNR between the two renders, dB
+    assert len(list((tmp_path / "cache" / "neuralframe" / "onnx").iterdir())) == 1
+    out = tmp_path / "orbit"
+    result = nf("render", str(root / "scene.safetensors"), "-o", str(out), "--frames", "2", "--size", "32x24",
+                "--backend", "onnxruntime", "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.glob("*.png"))) == 2
+    from neuralframe.render.scene import default_scene_path
+
+    one_clear_line(nf("render", str(default_scene_path()), "-o", str(tmp_path / "m"), "--backend", "onnxruntime"),
+                   "applies to NeRF scenes")
