@@ -27,6 +27,9 @@ _NO_WEIGHTS = ("scheduler", "tokenizer", "tokenizer_2", "feature_extractor")
 def check_pipeline_folder(path: str | os.PathLike) -> dict:
     """The folder's model_index.json, after checking that every part it lists is present."""
     path = Path(path)
+    if path == BUNDLED and not path.is_dir():
+        raise InputError(f"the bundled tiny-shapes model is not in this checkout ({BUNDLED} is missing): train it "
+                         "with `neuralframe train tiny-shapes`, or pass a diffusers pipeline folder with --model")
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder; pass a local diffusers pipeline folder with --model")
     index_path = path / "model_index.json"
