@@ -22,7 +22,11 @@ Guidance (`cfg`):
 - "initialize": residual CFG with the negative branch evaluated once per frame, on the freshly noised
   slot, and the residual noise on the others (S + 1).
 
-State (the latents in flight, the last output, the similarity filter's memory) is explicit: `reset()`
+Feature bank (`bank=FeatureBank(...)`, StreamV2V): every self-attention layer also attends to banked
+keys and values of earlier frames at the same denoising step, fuses its output with similar banked
+features, and keeps the bank bounded by merging (neuralframe.generate.feature_bank).
+
+State (the latents in flight, the last output, the similarity filter's memory, the bank) is explicit: `reset()`
 clears it; `prepare()` and `update_prompt()` never rebuild the networks.
 """
 
@@ -109,12 +113,14 @@ class StreamEngine:
         mode: "img2img" (each call takes a frame) or "txt2img" (each call starts from noise).
         size: (height, width) of the frames (default: the model's native size).
         similarity: a SimilarityFilter, or None to process every frame.
+        bank: a `FeatureBank` (StreamV2V: self-attention over past frames' features), or None.
         seed: the fixed per-slot noise.
     """
 
     def __init__(self, pipe, t_index_list=(20, 35), num_inference_steps: int = 50, cfg: str | None = None,
                  guidance_scale: float = 1.2, delta: float = 1.0, mode: str = "img2img",
-                 size: tuple[int, int] | None = None, similarity: SimilarityFilter | None = None, seed: int = 0):
+                 size: tuple[int, int] | None = None, similarity: SimilarityFilter | None = None, bank=None,
+                 seed: int = 0):
         self.pipe = pipe
         self.unet, self.vae = pipe.unet, pipe.vae
         embedded = self.unet.config.time_cond_proj_dim is not None
@@ -139,6 +145,7 @@ class StreamEngine:
             raise InputError(f"frame size must be a multiple of {scale}, got {self.width}x{self.height}")
         self.latent_shape = (self.unet.config.in_channels, self.height // scale, self.width // scale)
         self.similarity = similarity
+        self.bank = bank.attach(self.unet) if bank is not None else None
         self.seed = seed
         self.steps = len(indices)
         self.device = self.unet.device
@@ -169,6 +176,7 @@ class StreamEngine:
         # the next slot's noise scales (the last slot is decoded, not re-noised)
         self.alpha_next, self.beta_next = self.alpha[1:], self.beta[1:]
         g = torch.Generator().manual_seed(self.seed)
+        self._slot_ids = torch.arange(self.steps, device=self.device)
         self.slot_noise = torch.randn((self.steps, *self.latent_shape), generator=g).to(self.device, self.dtype)
         if self.embedded and self.cfg == "embedded":
             from neuralframe.generate.models.architectures import guidance_embedding
@@ -214,6 +222,13 @@ class StreamEngine:
         self.evaluations = 0
         if self.similarity is not None:
             self.similarity.reset()
+        if self.bank is not None:
+            self.bank.reset()
+
+    def close(self) -> None:
+        """Give the UNet back as it was (the feature bank's attention processors removed)."""
+        if self.bank is not None:
+            self.bank.detach()
 
     # ---- the per-frame path ----
     @torch.no_grad()
@@ -259,6 +274,12 @@ class StreamEngine:
     def _unet(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
               w: torch.Tensor | None) -> torch.Tensor:
         self.evaluations += latents.shape[0]
+        if self.bank is not None:
+            # batch element -> slot; the last S elements are the slots' conditional branch (stored)
+            extra = latents.shape[0] - self.steps
+            slots = torch.cat([self._slot_ids[:extra], self._slot_ids])
+            filled = slots <= self.filled  # slot i holds a frame once i frames have entered before this one
+            self.bank.begin(slots, (torch.arange(latents.shape[0], device=self.device) >= extra) & filled)
         return self.unet(latents, t, encoder_hidden_states=text, timestep_cond=w, return_dict=False)[0]
 
     def _predict(self, latents: torch.Tensor) -> torch.Tensor:
