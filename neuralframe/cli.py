@@ -658,6 +658,44 @@ def bench_export(
 # ---- end of edge export ----
 
 
+@bench_app.command("stream")
+def bench_stream(
+    model: Optional[str] = typer.Option(None, "--model", help="A local diffusers pipeline folder (default: the "
+                                                              "bundled tiny-shapes model)."),
+    size: int = typer.Option(128, help="Frame side in pixels (a multiple of 8; the issue's figure needs >= 128)."),
+    steps: str = typer.Option("30,40", help="The engine's denoising steps "
+                              "(t_index_list: indices into a 50-step LCM schedule), comma-separated."),
+    frames: int = typer.Option(60, help="Frames per timed block."),
+    blocks: int = typer.Option(3, help="Alternating engine/diffusers blocks; medians are reported."),
+    quick: bool = typer.Option(False, help="One short block, for a smoke test."),
+    classifier: Optional[str] = typer.Option(None, help="The scorer for the adherence check (default: the "
+                                                        "bundled shape-classifier)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The streaming diffusion engine vs diffusers' own img2img pipeline frame by frame, residual CFG self vs
+    full, the similarity filter's skip rate, and temporal consistency with and without the feature bank."""
+    from neuralframe.bench import stream as bench
+    from neuralframe.console import console, err_console
+
+    try:
+        t_index = tuple(int(s) for s in steps.split(","))
+    except ValueError:
+        raise InputError(f"--steps takes comma-separated integers, got '{steps}'") from None
+    if size <= 0 or size % 8:
+        raise InputError(f"--size must be a positive multiple of 8, got {size}")
+    result = bench.run(model, size=size, steps=t_index, frames=frames, blocks=blocks, quick=quick,
+                       classifier=classifier,
+                       progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    console.print(f"stream {result['size']}, steps {result['t_index_list']}: engine [bold]{result['fps_engine']} "
+                  f"FPS[/], diffusers img2img {result['fps_diffusers']} FPS ([bold]{result['ratio_vs_diffusers']}x"
+                  f"[/]); rcfg self/full {result['rcfg_self_vs_full_ratio']}x; static skip rate "
+                  f"{result['similarity_skip_rate_static']}; temporal diff {result['temporal_diff_bank']} with the "
+                  f"bank vs {result['temporal_diff_nobank']} without", highlight=False)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app and turns user errors into one line and exit code 2."""
     import os

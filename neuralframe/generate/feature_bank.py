@@ -135,6 +135,7 @@ class FeatureBank:
             return out
         past = bank.outputs[self._slots]  # [B, T, C]
         sim = F.normalize(out, dim=-1) @ F.normalize(past, dim=-1).transpose(1, 2)  # [B, N, T]
+        sim = sim.masked_fill(bank.counts[self._slots][:, None, :] == 0, -2.0)  # empty places never match
         best, idx = sim.max(-1)
         nearest = torch.gather(past, 1, idx[..., None].expand(-1, -1, out.shape[-1]))
         w = (best >= self.fusion_threshold).to(out.dtype)[..., None] * self.fusion
@@ -197,7 +198,8 @@ def _merge(keys, values, outputs, counts, old: int, capacity: int):
                                                    torch.gather(b * cb[..., None], 1,
                                                                 merged[..., None].expand(-1, -1, c)))
         total = ca.scatter_add(1, dst, torch.gather(cb, 1, merged))
-        return torch.cat([weighted / total[..., None], torch.gather(b, 1, kept[..., None].expand(-1, -1, c))], 1)
+        # a banked token with no count is an empty place (a slot not yet stored): it stays zero
+        return torch.cat([weighted / total.clamp_min(1e-6)[..., None], torch.gather(b, 1, kept[..., None].expand(-1, -1, c))], 1)
 
     return combine(keys), combine(values), combine(outputs), combine(counts)
 

@@ -118,3 +118,14 @@ def test_bad_settings_are_one_clear_error():
                           (dict(strength=-1), "strength"), (dict(fusion=2), "fusion")):
         with pytest.raises(InputError, match=words):
             FeatureBank(**kwargs)
+
+
+def test_a_full_bank_merging_over_many_frames_keeps_a_static_stream_steady(pipe):
+    """Two denoising slots (the second one empty on the first call) and a bank that merges from the third
+    frame on: the output stays what it is without a bank (an empty place in the bank must never leak)."""
+    frame = _moving(1)[0]
+    plain, _ = _run(pipe, [frame] * 8)
+    banked, engine = _run(pipe, [frame] * 8, FeatureBank(max_frames=1, fusion=0.0))
+    for a, b in zip(plain[2:], banked[2:]):
+        assert (a.float() - b.float()).abs().mean() < 3.0
+    assert all(torch.isfinite(layer.keys).all() for layer in engine.bank.layers.values())

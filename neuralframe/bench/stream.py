@@ -1,0 +1,245 @@
+"""`neuralframe bench stream`: the streaming diffusion engine next to diffusers' own img2img pipeline.
+
+Everything is measured in one run, on the same model, denoising timesteps, guidance, resolution and input
+frames:
+
+- `fps_engine`: `StreamEngine` (stream batch: the S steps of S consecutive frames in one UNet call, every
+  constant precomputed), frame by frame, uint8 in and out.
+- `fps_diffusers`: diffusers' `LatentConsistencyModelImg2ImgPipeline` (or `StableDiffusionImg2ImgPipeline`
+  for a model without the LCM scheduler) called once per frame with the engine's exact timesteps
+  (`timesteps=`, `strength=1`), the same prompt embedding computed once and passed in, tensor in and
+  out. Its network evaluations per frame are counted and must equal the engine's.
+  The two alternate in blocks (engine, diffusers, engine, ...) so that machine drift hits both; medians
+  of the blocks are reported, and `ratio_vs_diffusers` = fps_engine / fps_diffusers.
+- `rcfg_self_vs_full_ratio`: the engine with residual CFG `self` (S evaluations per frame) over `full`
+  classifier-free guidance (2 S), frames per second.
+- `similarity_skip_rate_static`: the stochastic similarity filter on a static scene with camera noise.
+- `temporal_diff_bank` / `temporal_diff_nobank`: mean absolute difference (0-255) between consecutive
+  outputs on a slowly panning input with camera noise, with and without the StreamV2V feature bank, and the
+  same on the static input; `adherence_bank` / `adherence_nobank`: the fraction of those outputs the
+  bundled scorer names with the prompt's shape and colour (the "equal prompt adherence" check).
+
+Input: a procedural tiny-shapes scene (a large shape over a gradient) rendered larger than the frame; a
+window pans across it one pixel per frame, with Gaussian camera noise (sigma 2 levels) on every frame.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+DEFAULT_STEPS = (30, 40)
+PROMPT_COLOUR = "blue"
+NOISE_SIGMA = 2.0
+
+
+def scene_frames(n: int, size: int, static: bool = False, seed: int = 3) -> tuple[list[torch.Tensor], str, dict]:
+    """n uint8 [size, size, 3] frames panning 1 px per frame (or static) across a tiny-shapes scene, with
+    camera noise; the prompt (the scene's caption with another colour) and its (shape, colour) labels."""
+    from neuralframe.generate.data import ShapesConfig, ShapesGenerator
+    from neuralframe.generate.data.vocab import COLOURS, SHAPES
+
+    margin = 24
+    gen = ShapesGenerator(ShapesConfig(size=size + margin, sizes=("large",), textures=("solid",),
+                                       backgrounds=("gradient",)))
+    while gen.attributes(seed, "eval").position != "centre":  # the whole shape stays in view while panning
+        seed += 1
+    sample = gen.image(seed, "eval")
+    a = sample.attributes
+    colour = PROMPT_COLOUR if a.colour != PROMPT_COLOUR else "red"
+    prompt = sample.caption.replace(f" {a.colour} {a.shape}", f" {colour} {a.shape}")
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        x = 0 if static else min(i, 2 * margin - i) % (margin + 1)  # pan right, then back
+        crop = sample.pixels[margin // 2: margin // 2 + size, x: x + size].astype(np.float32)
+        crop += rng.normal(0, NOISE_SIGMA, crop.shape)
+        frames.append(torch.from_numpy(np.clip(crop + 0.5, 0, 255).astype(np.uint8)))
+    return frames, prompt, {"shape": list(SHAPES).index(a.shape), "colour": list(COLOURS).index(colour)}
+
+
+def _engine(pipe, size: int, steps, cfg=None, guidance=None, bank=None, similarity=None):
+    from neuralframe.generate.stream import StreamEngine
+
+    return StreamEngine(pipe, t_index_list=steps, cfg=cfg, guidance_scale=guidance, size=(size, size), bank=bank,
+                        similarity=similarity)
+
+
+def _fps_engine(engine, frames) -> float:
+    start = time.perf_counter()
+    for f in frames:
+        engine(f)
+    return len(frames) / (time.perf_counter() - start)
+
+
+class _Diffusers:
+    """diffusers' img2img pipeline with the engine's timesteps, called once per frame."""
+
+    def __init__(self, pipe, engine):
+        from diffusers import LatentConsistencyModelImg2ImgPipeline, LCMScheduler, StableDiffusionImg2ImgPipeline
+
+        parts = {k: v for k, v in pipe.components.items() if k in ("vae", "text_encoder", "tokenizer", "unet",
+                                                                    "safety_checker", "feature_extractor")}
+        parts.setdefault("safety_checker", None)
+        parts.setdefault("feature_extractor", None)
+        scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+        if pipe.unet.config.time_cond_proj_dim is not None or isinstance(pipe.scheduler, LCMScheduler):
+            self.pipe = LatentConsistencyModelImg2ImgPipeline(scheduler=scheduler, requires_safety_checker=False,
+                                                              **parts)
+            self.kind = "LatentConsistencyModelImg2ImgPipeline"
+        else:
+            self.pipe = StableDiffusionImg2ImgPipeline(scheduler=scheduler, requires_safety_checker=False, **parts)
+            self.kind = "StableDiffusionImg2ImgPipeline"
+        self.pipe.set_progress_bar_config(disable=True)
+        self.timesteps = [int(t) for t in engine.timesteps]
+        self.guidance = engine.guidance_scale
+        self.embeds = engine.text_batch[-1:].clone()
+        self.generator = torch.Generator().manual_seed(0)
+
+    @torch.no_grad()
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        image = frame.permute(2, 0, 1)[None].float() / 255.0
+        out = self.pipe(prompt_embeds=self.embeds, image=image, num_inference_steps=len(self.timesteps),
+                        timesteps=self.timesteps, strength=1.0, guidance_scale=self.guidance, output_type="pt",
+                        generator=self.generator).images
+        return (out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0)
+
+
+def _temporal(outputs: list[torch.Tensor], skip: int) -> float:
+    outs = outputs[skip:]
+    return float(np.mean([(a.float() - b.float()).abs().mean().item() for a, b in zip(outs[1:], outs[:-1])]))
+
+
+def _adherence(outputs: list[torch.Tensor], scorer, labels: dict) -> float:
+    x = torch.stack(outputs).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, size=(64, 64), mode="area") / 127.5 - 1.0
+    shape, colour = scorer.predict(x)
+    return round(float(((shape == labels["shape"]) & (colour == labels["colour"])).float().mean()), 4)
+
+
+def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, frames: int = 60, blocks: int = 3,
+        quick: bool = False, classifier: str | Path | None = None,
+        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure; returns the JSON-ready result (see the module docstring)."""
+    from neuralframe.backend.device import cpu_threads
+    from neuralframe.generate.evaluate import CLASSIFIER_DIR, CountingUNet
+    from neuralframe.generate.feature_bank import FeatureBank
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.models.folder import BUNDLED, card_defaults, check_pipeline_folder, load_pipeline
+    from neuralframe.generate.stream import SimilarityFilter, nfe_per_frame
+
+    say = progress or (lambda msg: None)
+    if quick:
+        frames, blocks = 12, 1
+    model = Path(model or BUNDLED)
+    check_pipeline_folder(model)  # a missing model or scorer is one clear line before any progress output
+    scorer = ShapeClassifier.load(classifier or CLASSIFIER_DIR)
+    say(f"loading {model}")
+    pipe = load_pipeline(model)
+    guidance = card_defaults(model).get("guidance_scale", 1.2) if pipe.unet.config.time_cond_proj_dim else 1.2
+    steps = tuple(steps)
+    moving, prompt, labels = scene_frames(frames, size)
+    static, _, _ = scene_frames(frames, size, static=True)
+
+    engine = _engine(pipe, size, steps, guidance=guidance).prepare(prompt)
+    diffusers_pipe = _Diffusers(pipe, engine)
+    warm = moving[: len(steps) + 2]
+    for f in warm:  # first calls allocate and pick kernels; not on the clock
+        engine(f)
+        diffusers_pipe(f)
+    counter = CountingUNet(pipe.unet)
+    try:
+        diffusers_pipe(moving[0])
+    finally:
+        counter.restore()
+    nfe_diffusers = counter.evaluations
+    engine.reset()
+    fps_e, fps_d = [], []
+    for block in range(blocks):
+        say(f"block {block + 1}/{blocks}: engine, then diffusers img2img, {frames} frames each")
+        engine.reset()
+        fps_e.append(_fps_engine(engine, moving))
+        start = time.perf_counter()
+        for f in moving:
+            diffusers_pipe(f)
+        fps_d.append(frames / (time.perf_counter() - start))
+    fps_engine, fps_diffusers = statistics.median(fps_e), statistics.median(fps_d)
+
+    say("residual CFG self vs full")
+    rcfg = {}
+    for cfg in ("self", "full"):
+        e = _engine(pipe, size, steps, cfg=cfg, guidance=guidance).prepare(prompt)
+        for f in warm:
+            e(f)
+        e.reset()
+        rcfg[cfg] = _fps_engine(e, moving)
+        e.close()
+
+    say("similarity filter on a static scene")
+    filt = SimilarityFilter(threshold=0.98, max_skip=10)
+    e = _engine(pipe, size, steps, guidance=guidance, similarity=filt).prepare(prompt)
+    for f in static:
+        e(f)
+    skip_rate = filt.skip_rate
+    e.close()
+
+    say("temporal consistency with and without the feature bank")
+    temporal: dict[str, Any] = {}
+    for name, bank in (("nobank", None), ("bank", FeatureBank())):
+        for kind, clip in (("moving", moving), ("static", static)):
+            e = _engine(pipe, size, steps, guidance=guidance, bank=bank).prepare(prompt)
+            outs = [e(f).clone() for f in clip]
+            e.close()
+            temporal[f"{kind}_{name}"] = round(_temporal(outs, len(steps)), 3)
+            if kind == "moving":
+                temporal[f"adherence_{name}"] = _adherence(outs[len(steps):], scorer, labels)
+
+    ratio = fps_engine / fps_diffusers
+    result: dict[str, Any] = {
+        "benchmark": "stream",
+        "model": str(model),
+        "size": f"{size}x{size}",
+        "t_index_list": list(steps),
+        "timesteps": [int(t) for t in engine.timesteps],
+        "guidance_scale": guidance,
+        "cfg": engine.cfg,
+        "prompt": prompt,
+        "frames": frames,
+        "blocks": blocks,
+        "cpu_cores": cpu_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "nfe_per_frame_engine": nfe_per_frame(engine.cfg, len(steps)),
+        "nfe_per_frame_diffusers": nfe_diffusers,
+        "diffusers_pipeline": diffusers_pipe.kind,
+        "fps_engine": round(fps_engine, 2),
+        "fps_diffusers": round(fps_diffusers, 2),
+        "ms_per_frame_engine": round(1000 / fps_engine, 2),
+        "ms_per_frame_diffusers": round(1000 / fps_diffusers, 2),
+        "ratio_vs_diffusers": round(ratio, 3),
+        "fps_blocks_engine": [round(x, 2) for x in fps_e],
+        "fps_blocks_diffusers": [round(x, 2) for x in fps_d],
+        "fps_rcfg_self": round(rcfg["self"], 2),
+        "fps_rcfg_full": round(rcfg["full"], 2),
+        "rcfg_self_vs_full_ratio": round(rcfg["self"] / rcfg["full"], 3),
+        "similarity_skip_rate_static": round(skip_rate, 3),
+        "temporal_diff_bank": temporal["moving_bank"],
+        "temporal_diff_nobank": temporal["moving_nobank"],
+        "temporal_diff_static_bank": temporal["static_bank"],
+        "temporal_diff_static_nobank": temporal["static_nobank"],
+        "adherence_bank": temporal["adherence_bank"],
+        "adherence_nobank": temporal["adherence_nobank"],
+    }
+    result["checks"] = {
+        "ratio_vs_diffusers_ge_2": ratio >= 2.0,
+        "fps_engine_ge_15": fps_engine >= 15.0,
+        "size_ge_128": size >= 128,
+        "same_nfe_as_diffusers": nfe_diffusers == result["nfe_per_frame_engine"],
+        "bank_lowers_temporal_diff": temporal["moving_bank"] < temporal["moving_nobank"],
+        "bank_keeps_adherence": temporal["adherence_bank"] >= temporal["adherence_nobank"] - 0.05,
+    }
+    return result

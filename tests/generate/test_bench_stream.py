@@ -1,0 +1,45 @@
+"""`neuralframe bench stream` end to end on a small random-weights pipeline folder: one JSON object with the
+issue's fields, equal network evaluations for the engine and diffusers, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cli_helpers import nf, one_clear_line
+from test_stream import _pipe
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    from neuralframe.generate.models.classifier import ShapeClassifier
+
+    root = tmp_path_factory.mktemp("bench-stream")
+    _pipe().save_pretrained(root / "model")
+    torch.manual_seed(0)
+    ShapeClassifier().save(root / "classifier")
+    return root
+
+
+def test_bench_stream_json(folders):
+    r = nf("bench", "stream", "--model", str(folders / "model"), "--classifier", str(folders / "classifier"),
+           "--size", "64", "--quick", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for key in ("fps_engine", "fps_diffusers", "ratio_vs_diffusers", "rcfg_self_vs_full_ratio",
+                "similarity_skip_rate_static", "temporal_diff_bank", "temporal_diff_nobank"):
+        assert isinstance(result[key], float), key
+    assert result["diffusers_pipeline"] == "LatentConsistencyModelImg2ImgPipeline"
+    assert result["nfe_per_frame_engine"] == result["nfe_per_frame_diffusers"] == 2
+    assert result["checks"]["same_nfe_as_diffusers"]
+    assert abs(result["ratio_vs_diffusers"] - result["fps_engine"] / result["fps_diffusers"]) < 0.02
+    assert 0.0 < result["similarity_skip_rate_static"] < 1.0  # camera noise on a static scene: mostly skipped
+    assert result["size"] == "64x64" and not result["checks"]["size_ge_128"]
+
+
+def test_bench_stream_bad_input(folders, tmp_path):
+    one_clear_line(nf("bench", "stream", "--steps", "30,x", "--model", str(folders / "model")), "--steps")
+    one_clear_line(nf("bench", "stream", "--size", "100", "--model", str(folders / "model")), "multiple of 8")
+    one_clear_line(nf("bench", "stream", "--model", str(tmp_path / "nothing")), "no such model folder")
