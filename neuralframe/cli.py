@@ -84,6 +84,16 @@ def demo(
         _emit_json(report)
 
 
+PROMPT_HELP = ("Diffuse: the prompt; repeat as \"TEXT:N\" to switch prompts at frame N (e.g. --prompt \"a large "
+               "blue star\" --prompt \"a large red heart:48\").")
+STEPS_HELP = ("Diffuse: the denoising steps, comma-separated indices into a 50-step LCM schedule (later ones keep "
+              "more of the input; one batched network call per frame whatever their number).")
+CFG_HELP = ("Diffuse: guidance mode: embedded (the model's guidance embedding; the default when it has one), none, "
+            "full, self or initialize (residual CFG; self is the default otherwise).")
+GUIDANCE_HELP = "Diffuse: guidance scale (default: the model card's, else 1.2)."
+BANK_HELP = "Diffuse: the StreamV2V feature bank (attends to past frames' features: steadier video)."
+SIMILARITY_HELP = "Diffuse: skip input frames more similar than this (0-1, e.g. 0.98) to the last processed one."
+
 BACKEND_HELP = ("Where the matting network runs: torch, or onnxruntime (our module exported to ONNX on "
                 "start); tensorrt is not wired into matting yet.")
 
@@ -113,7 +123,8 @@ def stream(
                                            "OBS Studio's virtual camera on macOS/Windows). Default: none "
                                            "(measure only)."),
     effect: str = typer.Option("none", "--effect", "-e", help="none, warm, cool, sepia, gray, matte, "
-                                                                "replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]."),
+                                                                "replace:IMAGE|VIDEO|#RRGGBB, blur[:STRENGTH], or "
+                                                                "diffuse (streaming diffusion to --prompt)."),
     size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames (the pattern defaults to 150)."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of the pattern or image folder, and of the output."),
@@ -123,8 +134,16 @@ def stream(
     loop: bool = typer.Option(False, help="Loop a video file."),
     matte_backend: str = typer.Option("torch", "--backend", "--matte-backend", help=BACKEND_HELP),
     device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto."),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " With --effect diffuse: a local "
+                                        "diffusers pipeline folder (default: the bundled tiny-shapes model)."),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
+    prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help=PROMPT_HELP),
+    steps: str = typer.Option("30,40", help=STEPS_HELP),
+    cfg: Optional[str] = typer.Option(None, "--cfg", help=CFG_HELP),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help=GUIDANCE_HELP),
+    bank: bool = typer.Option(False, "--bank", help=BANK_HELP),
+    similarity: Optional[float] = typer.Option(None, "--similarity", help=SIMILARITY_HELP),
+    seed: int = typer.Option(0, help="Diffuse: the engine's fixed noise."),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Run a source through an effect into a file, a folder, a window, a virtual camera or nowhere; Ctrl-C
@@ -132,15 +151,56 @@ def stream(
     from neuralframe.console import print_pipeline_report
     from neuralframe.streaming.run import StreamSettings, run
 
+    diffuse = None
+    if prompt:
+        from neuralframe.generate.diffuse import DiffuseSettings, parse_steps
+
+        diffuse = DiffuseSettings(prompts=tuple(prompt), steps=parse_steps(steps), cfg=cfg, guidance_scale=guidance,
+                                  bank=bank, similarity=similarity, seed=seed)
     settings = StreamSettings(source=source, out=out, effect=effect, size=_size(size), frames=frames, fps=fps,
                               policy=policy, impl=impl, loop=loop, matte_backend=_matting_backend(matte_backend),
                               device=device,
-                              model=model, downsample_ratio=downsample_ratio)
+                              model=model, downsample_ratio=downsample_ratio, diffuse=diffuse)
     report = run(settings, progress=not as_json)
     if as_json:
         _emit_json(report.to_dict())
     else:
         print_pipeline_report(report, f"stream {source} -> {out or 'null'} [{effect}]")
+
+
+
+
+@app.command()
+def restyle(
+    input: str = typer.Argument(..., help="A video file or an image folder."),
+    out: str = typer.Option(..., "--out", "-o", help="The restyled video (.mp4/.mkv/.mov) or a new PNG folder."),
+    prompt: list[str] = typer.Option(..., "--prompt", "-p", help=PROMPT_HELP.replace("Diffuse: t", "T")),
+    model: Optional[str] = typer.Option(None, "--model", help="A local diffusers pipeline folder (default: the "
+                                                              "bundled tiny-shapes model)."),
+    steps: str = typer.Option("30,40", help=STEPS_HELP.replace("Diffuse: t", "T")),
+    cfg: Optional[str] = typer.Option(None, "--cfg", help=CFG_HELP.replace("Diffuse: g", "G")),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help=GUIDANCE_HELP.replace("Diffuse: g", "G")),
+    bank: bool = typer.Option(False, "--bank", help=BANK_HELP.replace("Diffuse: t", "T")),
+    size: Optional[str] = typer.Option(None, help="Working size WIDTHxHEIGHT, multiples of 8 (default: the "
+                                                  "input's aspect, shorter side at the model's size, >= 128)."),
+    frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output."),
+    seed: int = typer.Option(0, help="The engine's fixed noise."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+) -> None:
+    """Restyle a video to a prompt (or a prompt schedule) offline with the streaming diffusion engine; every
+    frame is processed, in order."""
+    from neuralframe.console import print_pipeline_report
+    from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, parse_steps, restyle as run_restyle
+
+    settings = DiffuseSettings(prompts=tuple(prompt), model=model, steps=parse_steps(steps), cfg=cfg,
+                               guidance_scale=guidance, bank=bank, size=_size(size), seed=seed)
+    report, summary = run_restyle(RestyleJob(input=input, out=out, diffuse=settings, frames=frames, fps=fps),
+                                  progress=not as_json)
+    if as_json:
+        _emit_json({**report.to_dict(), "diffuse": summary})
+    else:
+        print_pipeline_report(report, f"restyle {input} -> {out}")
 
 
 @app.command()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from neuralframe.errors import InputError
 from neuralframe.streaming.pipeline import POLICIES, Pipeline
 from neuralframe.streaming.stats import PipelineReport
+
+if TYPE_CHECKING:
+    from neuralframe.generate.diffuse import DiffuseSettings
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class StreamSettings:
         model: the matting effects' model: an RVM state dict (.pth) or a .tflite segmenter (None: the
             bundled segmenter).
         downsample_ratio: RVM only: the scale its network runs at (None: from the frame size).
+        diffuse: the `diffuse` effect's engine settings and prompts (`neuralframe.generate.diffuse`); its
+            model is `model` when that is set.
     """
 
     source: str = "pattern"
@@ -44,6 +50,7 @@ class StreamSettings:
     device: str = "cpu"
     model: str | None = None
     downsample_ratio: float | None = None
+    diffuse: "DiffuseSettings | None" = None
 
 
 def build(settings: StreamSettings, on_frame=None) -> Pipeline:
@@ -58,7 +65,7 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
                                   loop=settings.loop)
     size = settings.size if settings.source != "pattern" else None
     chain = effect_chain(settings.effect, size, settings.impl, settings.matte_backend, settings.device,
-                         model=settings.model, downsample_ratio=settings.downsample_ratio)
+                         model=settings.model, downsample_ratio=settings.downsample_ratio, diffuse=settings.diffuse)
     sink = sinks.LatestFrameSink() if settings.out == "window" else sinks.parse_sink(settings.out, fps=settings.fps)
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
@@ -66,10 +73,29 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
 
 
 def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "torch", device: str = "cpu", *,
-                 model: str | None = None, downsample_ratio: float | None = None) -> list:
-    """The stages for `--effect`: a colour grade (one fused stage) or a matting effect (segment, then
-    refine + composite, or with an RVM model rvm, then composite, on two threads)."""
+                 model: str | None = None, downsample_ratio: float | None = None, diffuse=None) -> list:
+    """The stages for `--effect`: a colour grade (one fused stage), a matting effect (segment, then
+    refine + composite, or with an RVM model rvm, then composite, on two threads) or streaming diffusion
+    (`diffuse`: the engine restyles every frame to a prompt, then the resize to `size`)."""
     from neuralframe.streaming import stages
+
+    if effect == "diffuse":
+        import dataclasses
+
+        from neuralframe.generate.diffuse import DiffuseSettings, DiffuseStage
+
+        if downsample_ratio is not None:
+            raise InputError("--downsample-ratio goes with the matting effects (matte, blur, replace), not diffuse")
+        if diffuse is None or not diffuse.prompts:
+            raise InputError("--effect diffuse needs a prompt: --prompt \"TEXT\"")
+        if model is not None:
+            diffuse = dataclasses.replace(diffuse, model=model)
+        chain: list = [DiffuseStage(diffuse)]
+        if size is not None:
+            chain.append(stages.ColorResize(size, "identity", impl=impl))
+        return chain
+    if diffuse is not None and diffuse.prompts:
+        raise InputError(f"--prompt goes with --effect diffuse, not '{effect}'")
 
     if effect.split(":", 1)[0] in MATTING_EFFECTS:
         from neuralframe.generate.matting.effects import MatteSettings, effect_stages
@@ -85,7 +111,7 @@ def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "to
 
 
 MATTING_EFFECTS = ("matte", "replace", "blur")
-EFFECT_HELP = "none, warm, cool, sepia, gray, matte, replace:IMAGE|VIDEO|#RRGGBB or blur[:STRENGTH]"
+EFFECT_HELP = "none, warm, cool, sepia, gray, matte, replace:IMAGE|VIDEO|#RRGGBB, blur[:STRENGTH] or diffuse"
 
 
 def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:

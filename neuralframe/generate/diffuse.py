@@ -1,0 +1,232 @@
+"""Streaming diffusion as a frame-pipeline stage: `neuralframe stream --effect diffuse` and `neuralframe restyle`.
+
+    stage = DiffuseStage(DiffuseSettings(prompts=("a large blue star:0", "a large red heart:48")))
+    Pipeline(source, [stage], sink).run()
+
+The stage loads a diffusers pipeline folder once (the bundled tiny-shapes model by default), builds a
+`StreamEngine` at a working size, and runs every frame through it: the frame is resized to the working
+size, restyled by the engine (img2img, S denoising steps in one batched UNet call), and resized back to the
+stream's size. A prompt schedule switches prompts at given frame indices with `update_prompt` (the text is
+re-encoded, nothing else changes, the stream keeps its rate).
+
+Prompt schedules: each entry is "TEXT" (from frame 0) or "TEXT:N" (from frame N; the text may itself hold
+colons: only a last ":N" with an integer N is a start frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.pipeline import Stage
+
+DEFAULT_STEPS = (30, 40)  # img2img: indices into a 50-step LCM schedule (timesteps 399 and 199)
+MIN_WORK_SIDE = 128
+
+
+def parse_schedule(entries) -> list[tuple[int, str]]:
+    """[(start frame, prompt)] sorted by start, from "TEXT" / "TEXT:N" entries; a clear error otherwise."""
+    if isinstance(entries, str):
+        entries = [entries]
+    schedule = []
+    for entry in entries:
+        text, start = entry, 0
+        head, sep, tail = entry.rpartition(":")
+        if sep and tail.strip().lstrip("-").isdigit():
+            text, start = head, int(tail)
+        text = text.strip()
+        if start < 0:
+            raise InputError(f"prompt '{entry}': the start frame must be 0 or more")
+        if not text:
+            raise InputError(f"prompt '{entry}' has no text")
+        schedule.append((start, text))
+    if not schedule:
+        raise InputError("give a prompt with --prompt \"TEXT\"")
+    starts = [s for s, _ in schedule]
+    if len(set(starts)) != len(starts):
+        raise InputError(f"two prompts start at the same frame ({sorted(starts)}); give each its own :FRAME")
+    schedule.sort()
+    if schedule[0][0] != 0:
+        raise InputError(f"no prompt for frame 0: the first starts at frame {schedule[0][0]} (add one without :N)")
+    return schedule
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(s) for s in str(text).split(","))
+    except ValueError:
+        raise InputError(f"--steps takes comma-separated indices into a 50-step schedule, got '{text}'") from None
+    return steps
+
+
+@dataclass(frozen=True)
+class DiffuseSettings:
+    """What the diffusion stage runs.
+
+    Args:
+        prompts: the prompt schedule ("TEXT" or "TEXT:N" entries, see the module docstring).
+        model: a local diffusers pipeline folder (None: the bundled tiny-shapes model).
+        steps: the engine's t_index_list (indices into a 50-step LCM schedule; later keeps more of the input).
+        cfg: guidance mode (None: the model's embedded guidance if it has one, else residual CFG "self").
+        guidance_scale: None: the model card's default (bundled model), else 1.2.
+        bank: use the StreamV2V feature bank (temporal consistency).
+        similarity: skip near-identical input frames above this similarity (None: process every frame).
+        size: the working (height, width), multiples of 8 (None: the input's aspect with its shorter side at
+            the model's native size, at least 128).
+        seed: the engine's fixed noise.
+    """
+
+    prompts: tuple[str, ...] = ()
+    model: str | None = None
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    cfg: str | None = None
+    guidance_scale: float | None = None
+    bank: bool = False
+    similarity: float | None = None
+    size: tuple[int, int] | None = None
+    seed: int = 0
+
+    def check(self) -> list[tuple[int, str]]:
+        """Validate what can be checked before loading anything; returns the schedule."""
+        from neuralframe.generate.stream import CFG_MODES
+
+        schedule = parse_schedule(self.prompts)
+        if self.cfg is not None and self.cfg not in CFG_MODES:
+            raise InputError(f"unknown --cfg '{self.cfg}': use one of {', '.join(CFG_MODES)}")
+        if self.similarity is not None and not 0.0 <= self.similarity < 1.0:
+            raise InputError(f"--similarity must be in [0, 1), got {self.similarity}")
+        if self.size is not None and (self.size[0] % 8 or self.size[1] % 8):
+            raise InputError(f"the working size must be multiples of 8, got {self.size[1]}x{self.size[0]}")
+        from neuralframe.generate.models.folder import BUNDLED, check_pipeline_folder
+
+        check_pipeline_folder(self.model or BUNDLED)
+        return schedule
+
+
+def work_size(height: int, width: int, native: int) -> tuple[int, int]:
+    """The input's aspect with its shorter side at max(native, 128), both sides multiples of 8."""
+    side = max(native, MIN_WORK_SIDE)
+    scale = side / min(height, width)
+    return max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
+
+
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [H, W, 3] -> uint8 [h, w, 3] (area when shrinking, bilinear when growing)."""
+    if tuple(image.shape[:2]) == tuple(size):
+        return image
+    x = image.permute(2, 0, 1)[None].float()
+    shrink = size[0] < image.shape[0]
+    x = torch.nn.functional.interpolate(x, size=size, mode="area" if shrink else "bilinear",
+                                        **({} if shrink else {"align_corners": False}))
+    return x[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+
+
+class DiffuseStage(Stage):
+    """The streaming diffusion engine on a frame pipeline (see the module docstring)."""
+
+    name = "diffuse"
+
+    def __init__(self, settings: DiffuseSettings):
+        self.settings = settings
+        self.schedule = settings.check()
+        self.engine = None
+        self.switches = 0
+
+    def setup(self, info: StreamInfo) -> StreamInfo:
+        from neuralframe.generate.feature_bank import FeatureBank
+        from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline
+        from neuralframe.generate.stream import SimilarityFilter, StreamEngine
+
+        s = self.settings
+        model = s.model or BUNDLED
+        pipe = load_pipeline(model)
+        scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        native = int(pipe.unet.config.sample_size) * scale
+        self.size = s.size or work_size(info.height, info.width, native)
+        self.out_size = (info.height, info.width)
+        embedded = pipe.unet.config.time_cond_proj_dim is not None
+        guidance = s.guidance_scale
+        if guidance is None:
+            guidance = card_defaults(model).get("guidance_scale", 1.2) if embedded else 1.2
+        similarity = SimilarityFilter(threshold=s.similarity) if s.similarity is not None else None
+        self.engine = StreamEngine(pipe, t_index_list=s.steps, cfg=s.cfg, guidance_scale=guidance, size=self.size,
+                                   similarity=similarity, bank=FeatureBank() if s.bank else None, seed=s.seed)
+        self.engine.prepare(self.schedule[0][1])
+        self._next = 1
+        # the first call allocates and picks kernels: not on the first frame's clock
+        self.engine(torch.zeros((*self.size, 3), dtype=torch.uint8))
+        self.engine.reset()
+        return info
+
+    @property
+    def prompt(self) -> str:
+        return self.engine.prompt if self.engine is not None else self.schedule[0][1]
+
+    def process(self, frame: Frame) -> Frame:
+        image = frame.image
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != torch.uint8:
+            raise InputError(f"frame {frame.index} is {image.dtype} {list(image.shape)}, expected uint8 [H, W, 3]")
+        while self._next < len(self.schedule) and frame.index >= self.schedule[self._next][0]:
+            self.engine.update_prompt(self.schedule[self._next][1])
+            self._next += 1
+            self.switches += 1
+        out = self.engine(_resize(image, self.size))
+        out = _resize(out, (image.shape[0], image.shape[1]))
+        return frame.replace(image=out, metadata={**frame.metadata, "prompt": self.engine.prompt})
+
+    def teardown(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    def summary(self) -> dict:
+        e = self.engine
+        return {"prompt_switches": self.switches, "work_size": f"{self.size[1]}x{self.size[0]}",
+                "cfg": e.cfg, "guidance_scale": e.guidance_scale, "t_index_list": list(e.t_index_list),
+                "network_evaluations": e.evaluations, "bank": self.settings.bank,
+                "skip_rate": round(e.similarity.skip_rate, 4) if e.similarity is not None else None}
+
+
+@dataclass(frozen=True)
+class RestyleJob:
+    """What `neuralframe restyle` runs: every frame of a video file or image folder through the diffusion
+    stage (`block` edges: none dropped) into a video (.mp4/.mkv/.mov) or a PNG folder, written under a
+    temporary name that appears only when the job finished well.
+
+    Args:
+        input: a video file or an image folder.
+        out: the output video or folder.
+        diffuse: the engine settings and the prompt schedule.
+        frames: stop after this many frames (None: all).
+        fps: output frame rate (default: the input's).
+    """
+
+    input: str
+    out: str
+    diffuse: DiffuseSettings
+    frames: int | None = None
+    fps: float | None = None
+
+
+def restyle(job: RestyleJob, progress: bool = True):
+    """Run a restyle job to the end with a progress bar; returns (report, the stage's summary)."""
+    from neuralframe.console import run_with_progress
+    from neuralframe.streaming import sinks, sources
+    from neuralframe.streaming.pipeline import Pipeline
+
+    text = job.input.strip()
+    if text == "pattern" or text.startswith("webcam"):
+        raise InputError(f"restyle takes a video file or an image folder, not '{job.input}'; for a live source use "
+                         "neuralframe stream --effect diffuse")
+    if job.frames is not None and job.frames <= 0:
+        raise InputError(f"--frames must be positive, got {job.frames}")
+    if not job.out:
+        raise InputError("give the output video with -o OUT.mp4")
+    stage = DiffuseStage(job.diffuse)  # the prompts and the model folder are checked before anything opens
+    source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
+    sink = sinks.parse_sink(job.out, fps=job.fps)
+    pipeline = Pipeline(source, [stage], sink, policy="block", max_frames=job.frames)
+    report = run_with_progress(pipeline, limit=job.frames, enabled=progress)
+    return report, stage.summary() if stage.engine is not None else {}
