@@ -30,18 +30,21 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
                         [ColorResize((540, 960), "warm")], VideoFileSink(out / "pattern.mp4"))
     report = run_with_progress(pipeline, "pattern", enabled=progress)
     if progress:
-        print_pipeline_report(report, "demo 1/3: test pattern -> resize + warm grade (fused) -> H.264")
+        print_pipeline_report(report, "demo 1/4: test pattern -> resize + warm grade (fused) -> H.264")
     results["pattern"] = report.to_dict()
 
     # 2. matting on bundled media: background blur and replacement
     from neuralframe.generate.matting import demo as matting_demo
 
     if progress:
-        console.print("demo 2/3: matting a person on bundled media (blur and replace the background)")
+        console.print("demo 2/4: matting a person on bundled media (blur and replace the background)")
     results["matting"] = matting_demo.run(out, frames=60, progress=progress)
 
     # 3. the bundled motorcycle scene: the viewer with a display, else a rendered orbit
     results["scene"] = _scene_part(out, progress, window, orbit_frames)
+
+    # 4. streaming diffusion with the bundled tiny-shapes model: a panning shapes clip restyled to a prompt
+    results["diffuse"] = _diffuse_part(out, progress)
     if progress:
         console.print(f"[green]demo done[/]: outputs in [bold]{out}[/]", highlight=False)
     return results
@@ -60,15 +63,60 @@ def _scene_part(out: Path, progress: bool, window: bool | None, orbit_frames: in
         from neuralframe.viewer.app import ViewerApp, ViewerSettings
 
         if progress:
-            console.print(f"demo 3/3: opening the viewer on {path.name} (close the window or press Esc to finish)")
+            console.print(f"demo 3/4: opening the viewer on {path.name} (close the window or press Esc to finish)")
         stats = ViewerApp(scene, ViewerSettings()).run()
         return {"viewer": stats.summary()}
     from neuralframe.render.jobs import PathSettings, render_path
 
     if progress:
-        console.print(f"demo 3/3: no display, so rendering an orbit of {path.name} instead of opening the viewer")
+        console.print(f"demo 3/4: no display, so rendering an orbit of {path.name} instead of opening the viewer")
     report = render_path(scene, PathSettings(path="arc", frames=orbit_frames, width=640, height=432),
                          out / "motorcycle_orbit.mp4", progress=progress)
     if progress:
-        print_pipeline_report(report, f"demo 3/3: {path.name} orbit -> H.264")
+        print_pipeline_report(report, f"demo 3/4: {path.name} orbit -> H.264")
     return {"orbit": report.to_dict()}
+
+
+def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]:
+    from neuralframe.console import console, print_pipeline_report
+    from neuralframe.generate.models.folder import BUNDLED
+
+    if not (BUNDLED / "model_index.json").is_file():
+        if progress:
+            console.print("demo 4/4: skipped streaming diffusion: the bundled tiny-shapes model is not in this "
+                          "checkout (train it with `neuralframe train tiny-shapes`)")
+        return {"skipped": "no bundled tiny-shapes model"}
+    from neuralframe.bench.stream import scene_frames
+    from neuralframe.generate.diffuse import DiffuseSettings, DiffuseStage
+    from neuralframe.streaming import Pipeline
+    from neuralframe.streaming.frame import Frame, StreamInfo
+    from neuralframe.streaming.pipeline import Source
+    from neuralframe.streaming.sinks import VideoFileSink
+    from neuralframe.console import run_with_progress
+
+    clip, prompt, _ = scene_frames(frames, 128)
+    second = "a large red heart in the centre over a plain yellow background"
+
+    class _Clip(Source):
+        name = "shapes-clip"
+
+        def __init__(self):
+            self.i = 0
+
+        def open(self):
+            return StreamInfo(width=128, height=128, fps=12.0, frames=frames)
+
+        def read(self):
+            if self.i >= frames:
+                return None
+            frame = Frame(image=clip[self.i], index=self.i, timestamp=self.i / 12.0)
+            self.i += 1
+            return frame
+
+    stage = DiffuseStage(DiffuseSettings(prompts=(prompt, f"{second}:{frames // 2}"), bank=True))
+    pipeline = Pipeline(_Clip(), [stage], VideoFileSink(out / "restyle.mp4", fps=12.0))
+    report = run_with_progress(pipeline, "restyle", enabled=progress)
+    if progress:
+        print_pipeline_report(report, f"demo 4/4: streaming diffusion, '{prompt}' then '{second}' from frame "
+                                      f"{frames // 2} -> restyle.mp4")
+    return {"restyle": report.to_dict(), "engine": stage.summary()}
