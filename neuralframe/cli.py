@@ -92,10 +92,14 @@ CFG_HELP = ("Diffuse: guidance mode: embedded (the model's guidance embedding; t
             "full, self or initialize (residual CFG; self is the default otherwise).")
 GUIDANCE_HELP = "Diffuse: guidance scale (default: the model card's, else 1.2)."
 BANK_HELP = "Diffuse: the StreamV2V feature bank (attends to past frames' features: steadier video)."
+DIFFUSE_BACKEND_HELP = ("Where the networks run: torch, onnxruntime or tensorrt (the model's text encoder, UNet and "
+                        "autoencoder exported to ONNX once, with parity checks, and cached by the weights' hash; "
+                        "tensorrt needs an NVIDIA GPU and pip install tensorrt; the feature bank needs torch).")
 SIMILARITY_HELP = "Diffuse: skip input frames more similar than this (0-1, e.g. 0.98) to the last processed one."
 
 BACKEND_HELP = ("Where the matting network runs: torch, or onnxruntime (our module exported to ONNX on "
-                "start); tensorrt is not wired into matting yet.")
+                "start); tensorrt is not wired into matting yet. With --effect diffuse: where the diffusion "
+                "networks run (torch, onnxruntime or tensorrt; see neuralframe restyle --help).")
 
 
 def _matting_backend(backend: str) -> str:
@@ -156,7 +160,10 @@ def stream(
         from neuralframe.generate.diffuse import DiffuseSettings, parse_steps
 
         diffuse = DiffuseSettings(prompts=tuple(prompt), steps=parse_steps(steps), cfg=cfg, guidance_scale=guidance,
-                                  bank=bank, similarity=similarity, seed=seed)
+                                  bank=bank, similarity=similarity, seed=seed,
+                                  backend=matte_backend if effect == "diffuse" else "torch")
+    if effect == "diffuse":
+        matte_backend = "torch"  # --backend went to the diffusion stage
     settings = StreamSettings(source=source, out=out, effect=effect, size=_size(size), frames=frames, fps=fps,
                               policy=policy, impl=impl, loop=loop, matte_backend=_matting_backend(matte_backend),
                               device=device,
@@ -186,6 +193,7 @@ def restyle(
     frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output."),
     seed: int = typer.Option(0, help="The engine's fixed noise."),
+    backend: str = typer.Option("torch", "--backend", help=DIFFUSE_BACKEND_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Restyle a video to a prompt (or a prompt schedule) offline with the streaming diffusion engine; every
@@ -194,7 +202,7 @@ def restyle(
     from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, parse_steps, restyle as run_restyle
 
     settings = DiffuseSettings(prompts=tuple(prompt), model=model, steps=parse_steps(steps), cfg=cfg,
-                               guidance_scale=guidance, bank=bank, size=_size(size), seed=seed)
+                               guidance_scale=guidance, bank=bank, size=_size(size), seed=seed, backend=backend)
     report, summary = run_restyle(RestyleJob(input=input, out=out, diffuse=settings, frames=frames, fps=fps),
                                   progress=not as_json)
     if as_json:

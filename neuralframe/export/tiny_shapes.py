@@ -12,8 +12,9 @@ Four graphs, each the component diffusers runs, with the call a pipeline makes:
   before `scaling_factor`);
 - "vae-decoder": latents [N, 4, H/8, W/8] (unscaled) -> image [N, 3, H, W].
 
---dynamic frees the batch axis of every graph and the spatial axes of the autoencoder's (it is fully
-convolutional); the UNet keeps its trained latent size (the skip connections fix it in the trace).
+--dynamic frees the batch axis of every graph and the spatial axes of the autoencoder and the UNet
+(both fully convolutional; the UNet's latent sides must be even, for its one downsampling), so the
+streaming engine can run them at any working size.
 
 Real inputs are the tiny-shapes world's held-out prompts and images plus photographs, taken through the
 model's own components: the UNet sees noised latents of real images at the four LCM timesteps, the
@@ -237,8 +238,9 @@ def _graphs(c: Components, options: BuildOptions) -> list[Graph]:
 
     def unet_random(gen: torch.Generator, dynamic: bool) -> Feed:
         n = batch(3, dynamic)
+        h, w = (2 * ls, ls + 4) if dynamic else (ls, ls)
         cond = c.guidance_cond(n) if c.cond_dim else None
-        return unet_feed(torch.randn(n, ch, ls, ls, generator=gen), torch.randint(0, 1000, (n,), generator=gen),
+        return unet_feed(torch.randn(n, ch, h, w, generator=gen), torch.randint(0, 1000, (n,), generator=gen),
                          torch.randn(n, ctx, d, generator=gen), cond)
 
     def unet_real() -> list[Feed]:
@@ -262,12 +264,13 @@ def _graphs(c: Components, options: BuildOptions) -> list[Graph]:
         return unet_feed(torch.zeros(1, ch, ls, ls), torch.tensor([999]), torch.zeros(1, ctx, d), cond)
 
     unet_axes = {name: {0: "N"} for name in unet_inputs + ("noise_pred",)}
-    unet_profile = {"sample": ((1, ch, ls, ls), (2, ch, ls, ls), (8, ch, ls, ls)),
+    unet_axes["sample"] = unet_axes["noise_pred"] = {0: "N", 2: "h", 3: "w"}
+    unet_profile = {"sample": ((1, ch, ls, ls), (2, ch, 2 * ls, 2 * ls), (8, ch, 8 * ls, 8 * ls)),
                     "timestep": ((1,), (2,), (8,)),
                     "encoder_hidden_states": ((1, ctx, d), (2, ctx, d), (8, ctx, d))}
     if c.cond_dim:
         unet_profile["timestep_cond"] = ((1, c.cond_dim), (2, c.cond_dim), (8, c.cond_dim))
-    unet_notes = [f"latents {ch}x{ls}x{ls} (trained size, fixed); {sum(p.numel() for p in c.unet.parameters()):,} "
+    unet_notes = [f"latents {ch}x{ls}x{ls} (trained size; --dynamic frees the sides, even sizes); {sum(p.numel() for p in c.unet.parameters()):,} "
                   "parameters"]
     if c.cond_dim:
         unet_notes.append(f"guidance embedding input timestep_cond [N, {c.cond_dim}]: guided sampling takes one "

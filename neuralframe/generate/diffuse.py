@@ -77,6 +77,8 @@ class DiffuseSettings:
         size: the working (height, width), multiples of 8 (None: the input's aspect with its shorter side at
             the model's native size, at least 128).
         seed: the engine's fixed noise.
+        backend: where the networks run: torch, or onnxruntime/tensorrt (the model's graphs exported once,
+            with parity checks, and cached; the feature bank needs torch).
     """
 
     prompts: tuple[str, ...] = ()
@@ -88,6 +90,7 @@ class DiffuseSettings:
     similarity: float | None = None
     size: tuple[int, int] | None = None
     seed: int = 0
+    backend: str = "torch"
 
     def check(self) -> list[tuple[int, str]]:
         """Validate what can be checked before loading anything; returns the schedule."""
@@ -98,6 +101,10 @@ class DiffuseSettings:
             raise InputError(f"unknown --cfg '{self.cfg}': use one of {', '.join(CFG_MODES)}")
         if self.similarity is not None and not 0.0 <= self.similarity < 1.0:
             raise InputError(f"--similarity must be in [0, 1), got {self.similarity}")
+        from neuralframe.backend.runtime import resolve_backend
+
+        if resolve_backend(self.backend) != "torch" and self.bank:
+            raise InputError(f"the feature bank runs in torch: drop --bank or use --backend torch, not {self.backend}")
         if self.size is not None and (self.size[0] % 8 or self.size[1] % 8):
             raise InputError(f"the working size must be multiples of 8, got {self.size[1]}x{self.size[0]}")
         from neuralframe.generate.models.folder import BUNDLED, check_pipeline_folder
@@ -136,6 +143,7 @@ class DiffuseStage(Stage):
         self.switches = 0
 
     def setup(self, info: StreamInfo) -> StreamInfo:
+        from neuralframe.backend.runtime import resolve_backend
         from neuralframe.generate.feature_bank import FeatureBank
         from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline
         from neuralframe.generate.stream import SimilarityFilter, StreamEngine
@@ -143,6 +151,10 @@ class DiffuseStage(Stage):
         s = self.settings
         model = s.model or BUNDLED
         pipe = load_pipeline(model)
+        if resolve_backend(s.backend) != "torch":
+            from neuralframe.generate.models.engines import use_backend
+
+            use_backend(pipe, model, s.backend, encoder=True)
         scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         native = int(pipe.unet.config.sample_size) * scale
         self.size = s.size or work_size(info.height, info.width, native)
@@ -185,7 +197,7 @@ class DiffuseStage(Stage):
         e = self.engine
         return {"prompt_switches": self.switches, "work_size": f"{self.size[1]}x{self.size[0]}",
                 "cfg": e.cfg, "guidance_scale": e.guidance_scale, "t_index_list": list(e.t_index_list),
-                "network_evaluations": e.evaluations, "bank": self.settings.bank,
+                "network_evaluations": e.evaluations, "bank": self.settings.bank, "backend": self.settings.backend,
                 "skip_rate": round(e.similarity.skip_rate, 4) if e.similarity is not None else None}
 
 

@@ -131,6 +131,8 @@ def test_tiny_shapes_exports_its_four_components(tiny_shapes_export):
     assert [i["name"] for i in g["unet"]["inputs"]] == ["sample", "timestep", "encoder_hidden_states",
                                                         "timestep_cond"]
     assert g["unet"]["inputs"][1]["dtype"] == "int64" and g["unet"]["inputs"][3]["shape"] == ["N", 64]
+    # any even latent size: the streaming engine runs the UNet at its working size
+    assert g["unet"]["inputs"][0]["shape"] == g["unet"]["outputs"][0]["shape"] == ["N", 4, "h", "w"]
     assert g["text-encoder"]["inputs"][0]["shape"] == ["N", 77]
     assert g["text-encoder"]["outputs"][0]["shape"] == ["N", 77, 64]
     assert g["vae-decoder"]["inputs"][0]["shape"] == ["N", 4, "h", "w"]

@@ -129,3 +129,21 @@ def test_bad_input_is_one_clear_line(model, folder, tmp_path):
     one_clear_line(nf("stream", "--source", str(folder), "--effect", "diffuse", "--model", str(model)), "--prompt")
     one_clear_line(nf("stream", "--source", str(folder), "--effect", "warm", "--prompt", PROMPT), "--effect diffuse")
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_restyle_on_onnxruntime_matches_torch(model, folder, tmp_path):
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        r = nf("restyle", str(folder), "-o", str(out), "-p", PROMPT, "--model", str(model), "--size", "64x48",
+               "--backend", backend, "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["diffuse"]["backend"] == backend
+        outs[backend] = np.stack([np.asarray(Image.open(p)).astype(float) for p in sorted(out.glob("*.png"))])
+    assert outs["torch"].shape == outs["onnxruntime"].shape == (6, 48, 64, 3)
+    assert np.abs(outs["torch"] - outs["onnxruntime"]).mean() < 1.0
+    one_clear_line(nf("restyle", str(folder), "-o", str(tmp_path / "b.mp4"), "-p", PROMPT, "--model", str(model),
+                      "--backend", "onnxruntime", "--bank"), "feature bank runs in torch")

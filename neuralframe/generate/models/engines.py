@@ -25,8 +25,10 @@ GRAPHS = ("text-encoder", "unet", "vae-decoder")
 
 
 def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | None = None,
-                cache_dir: Path | None = None, say: Callable[[str], None] | None = None) -> None:
-    """Route the pipeline's text encoder, UNet and decoder through `backend` ("torch" leaves it as it is)."""
+                cache_dir: Path | None = None, say: Callable[[str], None] | None = None,
+                encoder: bool = False) -> None:
+    """Route the pipeline's text encoder, UNet and decoder (and with `encoder` the autoencoder's encoder, for
+    img2img) through `backend` ("torch" leaves it as it is)."""
     from neuralframe.backend.runtime import resolve_backend
 
     backend = resolve_backend(backend)
@@ -34,7 +36,8 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         return
     from neuralframe.export.engines import exported_engines
 
-    engines = exported_engines("tiny-shapes", folder, backend, GRAPHS, threads, cache_dir, say)
+    graphs = GRAPHS + (("vae-encoder",) if encoder else ())
+    engines = exported_engines("tiny-shapes", folder, backend, graphs, threads, cache_dir, say)
     text, unet, decoder = engines["text-encoder"], engines["unet"], engines["vae-decoder"]
     conditioned = unet.inputs[-1].name == "timestep_cond"
     dtype = pipe.unet.dtype
@@ -60,6 +63,14 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         image = decoder(latents=z.float())["image"].to(z.dtype)
         return (image,) if not return_dict else _Output(sample=image)
 
+    if encoder:
+        vae_encoder = engines["vae-encoder"]
+
+        def encode(x, return_dict=True, **kwargs):
+            posterior = _Posterior(vae_encoder(image=x.float())["latent_mean"].to(x.dtype))
+            return (posterior,) if not return_dict else _Output(latent_dist=posterior)
+
+        pipe.vae.encode = encode
     pipe.text_encoder.forward = text_forward
     pipe.unet.forward = unet_forward
     pipe.vae.decode = decode
@@ -74,3 +85,16 @@ class _Output(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class _Posterior:
+    """The encoder's posterior as img2img callers read it: its mean (the graph exports the mean only)."""
+
+    def __init__(self, mean: torch.Tensor):
+        self.mean = mean
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def sample(self, generator=None) -> torch.Tensor:
+        raise InputError("the exported encoder gives the posterior mean only; sample with --backend torch")
