@@ -738,6 +738,8 @@ def bench_stream(
     quick: bool = typer.Option(False, help="One short block, for a smoke test."),
     classifier: Optional[str] = typer.Option(None, help="The scorer for the adherence check (default: the "
                                                         "bundled shape-classifier)."),
+    backend: str = typer.Option("torch", "--backend", help="Also time the engine with its networks on "
+                                "onnxruntime or tensorrt (exported graphs), in the same blocks."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The streaming diffusion engine vs diffusers' own img2img pipeline frame by frame, residual CFG self vs
@@ -752,7 +754,7 @@ def bench_stream(
     if size <= 0 or size % 8:
         raise InputError(f"--size must be a positive multiple of 8, got {size}")
     result = bench.run(model, size=size, steps=t_index, frames=frames, blocks=blocks, quick=quick,
-                       classifier=classifier,
+                       classifier=classifier, backend=backend,
                        progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
     if as_json:
         _emit_json(result)

@@ -9,6 +9,9 @@ frames:
   for a model without the LCM scheduler) called once per frame with the engine's exact timesteps
   (`timesteps=`, `strength=1`), the same prompt embedding computed once and passed in, tensor in and
   out. Its network evaluations per frame are counted and must equal the engine's.
+- with `backend="onnxruntime"` (or tensorrt), `fps_engine_onnxruntime`: the same engine with its text
+  encoder, UNet and autoencoder on the model's exported graphs, in the same alternating blocks, and its
+  ratio over diffusers (the torch figures stay the like-for-like comparison).
   The two alternate in blocks (engine, diffusers, engine, ...) so that machine drift hits both; medians
   of the blocks are reported, and `ratio_vs_diffusers` = fps_engine / fps_diffusers.
 - `rcfg_self_vs_full_ratio`: the engine with residual CFG `self` (S evaluations per frame) over `full`
@@ -123,7 +126,7 @@ def _adherence(outputs: list[torch.Tensor], scorer, labels: dict) -> float:
 
 
 def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, frames: int = 60, blocks: int = 3,
-        quick: bool = False, classifier: str | Path | None = None,
+        quick: bool = False, classifier: str | Path | None = None, backend: str = "torch",
         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure; returns the JSON-ready result (see the module docstring)."""
     from neuralframe.backend.device import cpu_threads
@@ -159,11 +162,27 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
         counter.restore()
     nfe_diffusers = counter.evaluations
     engine.reset()
-    fps_e, fps_d = [], []
+    from neuralframe.backend.runtime import resolve_backend
+
+    backend = resolve_backend(backend)
+    other = None
+    if backend != "torch":  # the engine once more, its networks on exported graphs
+        from neuralframe.generate.models.engines import use_backend
+
+        say(f"exporting the model for {backend} (cached after the first run)")
+        other_pipe = load_pipeline(model)
+        use_backend(other_pipe, model, backend, encoder=True)
+        other = _engine(other_pipe, size, steps, guidance=guidance).prepare(prompt)
+        for f in warm:
+            other(f)
+    fps_e, fps_d, fps_o = [], [], []
     for block in range(blocks):
         say(f"block {block + 1}/{blocks}: engine, then diffusers img2img, {frames} frames each")
         engine.reset()
         fps_e.append(_fps_engine(engine, moving))
+        if other is not None:
+            other.reset()
+            fps_o.append(_fps_engine(other, moving))
         start = time.perf_counter()
         for f in moving:
             diffusers_pipe(f)
@@ -234,6 +253,12 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
         "adherence_bank": temporal["adherence_bank"],
         "adherence_nobank": temporal["adherence_nobank"],
     }
+    if other is not None:
+        fps_other = statistics.median(fps_o)
+        result.update({"backend": backend, f"fps_engine_{backend}": round(fps_other, 2),
+                       f"ms_per_frame_engine_{backend}": round(1000 / fps_other, 2),
+                       f"ratio_vs_diffusers_{backend}": round(fps_other / fps_diffusers, 3),
+                       f"fps_blocks_engine_{backend}": [round(x, 2) for x in fps_o]})
     result["checks"] = {
         "ratio_vs_diffusers_ge_2": ratio >= 2.0,
         "fps_engine_ge_15": fps_engine >= 15.0,

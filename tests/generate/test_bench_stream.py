@@ -4,6 +4,7 @@ issue's fields, equal network evaluations for the engine and diffusers, and clea
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -25,7 +26,8 @@ def folders(tmp_path_factory):
 
 def test_bench_stream_json(folders):
     r = nf("bench", "stream", "--model", str(folders / "model"), "--classifier", str(folders / "classifier"),
-           "--size", "64", "--quick", "--json")
+           "--size", "64", "--quick", "--backend", "onnxruntime", "--json",
+           env={**os.environ, "XDG_CACHE_HOME": str(folders / "cache")})
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     for key in ("fps_engine", "fps_diffusers", "ratio_vs_diffusers", "rcfg_self_vs_full_ratio",
@@ -37,6 +39,7 @@ def test_bench_stream_json(folders):
     assert abs(result["ratio_vs_diffusers"] - result["fps_engine"] / result["fps_diffusers"]) < 0.02
     assert 0.0 < result["similarity_skip_rate_static"] < 1.0  # camera noise on a static scene: mostly skipped
     assert result["size"] == "64x64" and not result["checks"]["size_ge_128"]
+    assert result["backend"] == "onnxruntime" and result["fps_engine_onnxruntime"] > 0
 
 
 def test_bench_stream_bad_input(folders, tmp_path):
