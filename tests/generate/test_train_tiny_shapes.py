@@ -181,13 +181,3 @@ def test_stage_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "budget" in result.stderr
     result = nf("train", "tiny-shapes", "--stage", "nope", "--work", str(tmp_path))
     assert result.returncode == 2 and "unknown stage" in result.stderr
-
-
-def test_missing_bundled_model_says_how_to_get_it(tmp_path):
-    from neuralframe.generate.models.folder import BUNDLED
-
-    if BUNDLED.is_dir():
-        pytest.skip("the bundled model is in this checkout")
-    one_clear_line(nf("generate-image", "a red star", "-o", str(tmp_path / "x.png")), "not in this checkout",
-                   "neuralframe train tiny-shapes")
-    assert not (tmp_path / "x.png").exists()

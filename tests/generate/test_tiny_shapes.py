@@ -1,0 +1,111 @@
+"""The bundled tiny-shapes text-to-image model as users meet it: diffusers' own pipelines load the
+folder offline, generate-image writes a PNG of what the prompt asks for, the scorer is accurate, and
+broken folders get one clear line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from cli_helpers import nf, one_clear_line
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "assets" / "models" / "tiny-shapes"
+CLASSIFIER = ROOT / "assets" / "models" / "shape-classifier"
+
+
+def test_bundled_folder_is_complete_and_small():
+    index = json.loads((BUNDLED / "model_index.json").read_text())
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (BUNDLED / part).is_dir() and index[part][0] is not None
+    size = sum(f.stat().st_size for f in BUNDLED.rglob("*") if f.is_file())
+    assert size <= 40 * 2**20
+    card = json.loads((BUNDLED / "card.json").read_text())
+    for stage in ("vae", "classifier", "t2i", "lcm"):
+        runs = card["stages"][stage]
+        assert runs and runs[-1]["command"].startswith("neuralframe train tiny-shapes")
+        assert runs[-1]["metrics"]["steps"] > 0
+    assert card["metrics"]["prompt_adherence"] >= 0.8
+    assert card["metrics"]["nfe_per_image"] == 4
+
+
+def test_diffusers_pipelines_load_the_folder_offline():
+    from diffusers import LatentConsistencyModelPipeline, StableDiffusionPipeline
+
+    lcm = LatentConsistencyModelPipeline.from_pretrained(BUNDLED, local_files_only=True)
+    sd = StableDiffusionPipeline.from_pretrained(BUNDLED, local_files_only=True)
+    assert lcm.unet.config.time_cond_proj_dim is not None  # the guidance embedding
+    assert sd.vae.config.latent_channels == 4
+    assert 2 ** (len(sd.vae.config.block_out_channels) - 1) == 8
+    # the tokenizer is the real CLIP vocabulary, not transformers' 2-token fallback
+    assert len(lcm.tokenizer) == 49408
+    ids = lcm.tokenizer("a small red star")["input_ids"]
+    assert len(ids) == 6 and ids[0] == 49406 and ids[-1] == 49407
+    # the SD pipeline runs the same weights (guidance through the embedding, one evaluation per step)
+    out = sd("a large blue square in the centre over a plain white background", num_inference_steps=4,
+             generator=torch.Generator().manual_seed(0), output_type="np")
+    assert out.images.shape == (1, 64, 64, 3)
+
+
+def test_generated_images_follow_their_prompts():
+    from neuralframe.generate.evaluate import adherence, eval_prompts
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.models.folder import card_defaults, load_pipeline
+
+    pipe = load_pipeline(BUNDLED)
+    texts, shapes, colours = eval_prompts(24, first_seed=777)
+    result = adherence(pipe, ShapeClassifier.load(CLASSIFIER), texts, shapes, colours, 4,
+                       card_defaults(BUNDLED)["guidance_scale"])
+    assert result["nfe_per_image"] == 4
+    assert result["adherence"] >= 0.6, result
+
+
+def test_classifier_is_accurate_on_held_out_images():
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.train.classifier import evaluate_classifier
+
+    result = evaluate_classifier(ShapeClassifier.load(CLASSIFIER), n=500)
+    assert result["classifier_accuracy"] >= 0.97, result
+
+
+def test_generate_image_writes_a_png(tmp_path):
+    import cv2
+
+    out = tmp_path / "star.png"
+    result = nf("generate-image", "a large yellow star in the centre over a plain blue background", "-o", str(out),
+                "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    image = cv2.imread(str(out))
+    assert image.shape == (64, 64, 3)
+    centre = image[24:40, 24:40, ::-1].reshape(-1, 3).mean(0)  # RGB
+    assert centre[0] > 150 and centre[1] > 150 and centre[2] < 120, centre  # yellow in the middle
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_generate_image_on_broken_folders(tmp_path):
+    out = tmp_path / "x.png"
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "nope")),
+                    "no such model folder")
+    (tmp_path / "empty").mkdir()
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "empty")),
+                    "model_index.json")
+    broken = tmp_path / "broken"
+    shutil.copytree(BUNDLED, broken, ignore=shutil.ignore_patterns("unet"))
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(broken)), "'unet'", "missing")
+    nounet_weights = tmp_path / "noweights"
+    shutil.copytree(BUNDLED, nounet_weights, ignore=shutil.ignore_patterns("*.safetensors"))
+    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(nounet_weights)), "weights")
+    assert not out.exists()
+
+
+def test_eval_json_reports_every_metric():
+    result = nf("eval", "tiny-shapes", "--json", "--prompts", "8")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("prompt_adherence", "adherence_1step", "vae_psnr_db", "nfe_per_image", "seconds_per_image"):
+        assert key in data
+    assert data["nfe_per_image"] == 4 and data["prompts"] == 8
+    assert data["vae_psnr_db"] > 20
+
