@@ -97,9 +97,10 @@ DIFFUSE_BACKEND_HELP = ("Where the networks run: torch, onnxruntime or tensorrt 
                         "tensorrt needs an NVIDIA GPU and pip install tensorrt; the feature bank needs torch).")
 SIMILARITY_HELP = "Diffuse: skip input frames more similar than this (0-1, e.g. 0.98) to the last processed one."
 
-BACKEND_HELP = ("Where the matting network runs: torch, or onnxruntime (our module exported to ONNX on "
-                "start); tensorrt is not wired into matting yet. With --effect diffuse: where the diffusion "
-                "networks run (torch, onnxruntime or tensorrt; see neuralframe restyle --help).")
+BACKEND_HELP = ("Where the matting network runs: torch, onnxruntime (our module exported to ONNX on start) or "
+                "tensorrt (that export built into a cached float16 engine; NVIDIA GPU with `pip install "
+                "tensorrt`). With --effect diffuse: where the diffusion networks run (torch, onnxruntime or "
+                "tensorrt; see neuralframe restyle --help).")
 
 
 def _matting_backend(backend: str) -> str:
@@ -110,8 +111,7 @@ def _matting_backend(backend: str) -> str:
     if name == "tensorrt":
         from neuralframe.backend.runtime import require_tensorrt
 
-        require_tensorrt("--backend tensorrt")
-        raise InputError("--backend tensorrt is not wired into matting yet; use --backend onnxruntime or torch")
+        require_tensorrt("--backend tensorrt")  # one line now, not after the video is opened
     return {"onnxruntime": "onnx"}.get(name, name)
 
 

@@ -156,4 +156,25 @@ def build_engine(onnx_path: Path, graph: Graph, precision: str, dynamic: bool,
     return engine_path, {**info, "cached": False}
 
 
-__all__ = ["TensorRTEngine", "build_engine", "default_cache_dir", "require_tensorrt"]
+class _StaticGraph:
+    """What `build_engine` reads of a Graph, for an ONNX file exported at fixed shapes outside the model
+    registry (the matting runners export one graph per frame size)."""
+
+    def __init__(self, name: str, shapes: dict[str, tuple[int, ...]], fp16_ops: tuple[str, ...] | None = None):
+        self.name, self.shapes, self.fp16_ops = name, shapes, fp16_ops
+        self.inputs, self.profile, self.int8 = tuple(shapes), {}, None
+
+    def example(self) -> dict[str, Any]:
+        import torch
+
+        return {name: torch.empty(shape) for name, shape in self.shapes.items()}
+
+
+def static_engine(onnx_path: Path, name: str, shapes: dict[str, tuple[int, ...]], precision: str = "fp16",
+                  fp16_ops: tuple[str, ...] | None = None, cache_dir: Path | None = None) -> TensorRTEngine:
+    """A TensorRT engine (cached like the exports') for an ONNX graph with static input shapes."""
+    path, _ = build_engine(Path(onnx_path), _StaticGraph(name, shapes, fp16_ops), precision, False, cache_dir)
+    return TensorRTEngine(path)
+
+
+__all__ = ["TensorRTEngine", "build_engine", "default_cache_dir", "require_tensorrt", "static_engine"]

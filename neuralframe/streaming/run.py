@@ -28,7 +28,7 @@ class StreamSettings:
         policy: "block", "latest" or "auto" (latest for live sources, block otherwise).
         impl: kernel implementation for the stages.
         loop: loop a video file.
-        matte_backend: "torch" or "onnx" for the matting effects' segmenter.
+        matte_backend: "torch", "onnx" or "tensorrt" for the matting effects' networks.
         device: torch device for the matting effects.
         model: the matting effects' model: an RVM state dict (.pth) or a .tflite segmenter (None: the
             bundled segmenter).

@@ -69,3 +69,32 @@ def test_engine_runner_has_the_engine_protocol(trt, tmp_path):
     assert isinstance(engine, Engine)
     out = engine(image=torch.rand(3, 3, 256, 256))
     assert out["mask"].shape == (3, 1, 256, 256) and out["mask"].is_cuda
+
+
+def test_matting_runs_on_tensorrt_engines(trt, tmp_path, monkeypatch):
+    """`--backend tensorrt` on matte: the segmenter and RVM runners build float16 engines for the frame size
+    and give the torch runners' masks within float16's error."""
+    import numpy as np
+
+    from neuralframe.generate.matting.rvm import RVM
+    from neuralframe.generate.matting.rvm_matter import RVMMatter
+    from neuralframe.generate.matting.segmenter import SegmenterRunner
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    frames = [torch.from_numpy(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8)) for _ in range(3)]
+    masks = {}
+    for backend in ("torch", "tensorrt"):
+        runner = SegmenterRunner(backend=backend).prepare(144, 256)
+        masks[backend] = [runner(f)[0] for f in frames]
+    for a, b in zip(masks["torch"], masks["tensorrt"]):
+        assert (a - b.cpu()).abs().max() < 2e-2
+    torch.manual_seed(0)
+    path = tmp_path / "rvm.pth"
+    torch.save(RVM().state_dict(), path)
+    alphas = {}
+    for backend in ("torch", "tensorrt"):
+        matter = RVMMatter(path, downsample_ratio=0.5, backend=backend).prepare(144, 256)
+        alphas[backend] = [matter(f) for f in frames]  # the recurrent state carried on the engine
+    for a, b in zip(alphas["torch"], alphas["tensorrt"]):
+        assert (a - b).abs().max() < 2e-2

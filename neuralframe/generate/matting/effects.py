@@ -36,7 +36,7 @@ class MatteSettings:
 
     Args:
         variant: segmenter "auto", "general" (256x256) or "landscape" (144x256).
-        backend: "torch" or "onnx".
+        backend: "torch", "onnx" (onnxruntime) or "tensorrt".
         device: torch device for the segmenter ("cpu", "cuda", "auto").
         model: a .tflite segmenter to import instead of the bundled one, or an RVM state dict (.pth, such
             as the official rvm_mobilenetv3.pth) to matte with Robust Video Matting.

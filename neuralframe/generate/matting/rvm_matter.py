@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 RVM_SUFFIXES = (".pth", ".pt")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "tensorrt")
 # RVM's own advice for portraits: 0.25 at 1920x1080, 0.375 at 1280x720, 0.125 at 4K, i.e. the network
 # sees about 480 pixels along the long side; smaller frames run at full size
 LONG_SIDE = 480
@@ -47,7 +47,8 @@ class RVMMatter:
     Args:
         path: an RVM state dict (.pth) in the official `rvm_mobilenetv3.pth` layout.
         downsample_ratio: the scale the network runs at, in (0, 1]; None: `default_downsample_ratio`.
-        backend: "torch" (our module) or "onnx" (our module exported and run in onnxruntime).
+        backend: "torch" (our module), "onnx" (our module exported and run in onnxruntime) or "tensorrt"
+            (the same export built into a float16 TensorRT engine for this frame size; NVIDIA GPU).
         device: torch device for the torch backend ("cpu", "cuda", "auto").
         impl: implementation of the fused conversion kernels.
 
@@ -93,6 +94,10 @@ class RVMMatter:
         example = torch.zeros((1, 3, height, width))
         zeros = self.model.initial_state(example, ratio)  # InputError if the ratio leaves less than a pixel
         self.close()
+        if self.backend == "tensorrt":
+            from neuralframe.backend.runtime import require_tensorrt
+
+            require_tensorrt("--backend tensorrt")  # before the export, not after it
         if self.backend == "torch":
             self.engine = TorchEngine(rvm.RVMStep(self.model, ratio), inputs=rvm.ONNX_INPUTS,
                                       outputs=rvm.ONNX_OUTPUTS, device=self.device)
@@ -103,7 +108,14 @@ class RVMMatter:
             self._tmp = tempfile.TemporaryDirectory(prefix="nf-rvm-")
             onnx_path = rvm.export_onnx(self.model, Path(self._tmp.name) / "rvm.onnx", size=(height, width),
                                         downsample_ratio=ratio)
-            self.engine = OnnxEngine(onnx_path)
+            if self.backend == "tensorrt":
+                from neuralframe.export.tensorrt import static_engine
+
+                shapes = {"src": (1, 3, height, width), **{n: tuple(r.shape) for n, r in
+                                                              zip(rvm.ONNX_INPUTS[1:], zeros)}}
+                self.engine = static_engine(onnx_path, f"rvm-{height}x{width}-r{ratio:g}", shapes)
+            else:
+                self.engine = OnnxEngine(onnx_path)
         self._zeros = zeros
         self.size, self.ratio = (int(height), int(width)), ratio
         # load the conversion kernels now (or from Numba's cache), not on the first frame's clock

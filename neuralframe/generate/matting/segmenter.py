@@ -365,7 +365,7 @@ def segment(model: nn.Module, image: torch.Tensor, *, impl: str = "auto") -> tor
         return model(x[None])[0, 0]
 
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "tensorrt")
 
 
 class _ChannelsLast(nn.Module):
@@ -407,8 +407,8 @@ class SegmenterRunner:
     Args:
         variant: "general" (256x256), "landscape" (144x256), or "auto" (landscape for frames wider
             than 4:3, chosen on the first frame or by `prepare`).
-        backend: "torch" (our module; traced and frozen on a CPU) or "onnx" (our module exported and
-            run in onnxruntime).
+        backend: "torch" (our module; traced and frozen on a CPU), "onnx" (our module exported and
+            run in onnxruntime) or "tensorrt" (the same export as a float16 TensorRT engine; NVIDIA GPU).
         device: "auto", "cpu" or "cuda[:N]" for the torch backend.
         path: a .tflite file to import instead of the bundled one.
         impl: implementation of the fused pre-processing kernel.
@@ -453,8 +453,17 @@ class SegmenterRunner:
             import tempfile
 
             self._tmp = tempfile.TemporaryDirectory(prefix="nf-segmenter-")
+            if self.backend == "tensorrt":
+                from neuralframe.backend.runtime import require_tensorrt
+
+                require_tensorrt("--backend tensorrt")
             onnx_path = export_onnx(model, Path(self._tmp.name) / f"{variant}.onnx")
-            self.engine = OnnxEngine(onnx_path)
+            if self.backend == "tensorrt":
+                from neuralframe.export.tensorrt import static_engine
+
+                self.engine = static_engine(onnx_path, f"segmenter-{variant}", {"image": (1, 3, *model.size)})
+            else:
+                self.engine = OnnxEngine(onnx_path)
         self(torch.zeros((8, 8, 3), dtype=torch.uint8))  # load the pre-processing kernel now, not on frame 1
         return self
 
