@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from neuralframe.errors import OutputError
 
-CACHE_VERSION = 2  # bump when the exporters change what they write
+CACHE_VERSION = 3  # bump when the exporters change what they write
 
 
 def default_cache_dir() -> Path:

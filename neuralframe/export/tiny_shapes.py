@@ -80,13 +80,32 @@ class VaeDecoderGraph(nn.Module):
         return self.vae.decode(latents, return_dict=False)[0]
 
 
-class Components:
-    """The four modules, the tokenizer, and where they came from."""
+class TinyEncoderGraph(nn.Module):
+    def __init__(self, tiny):
+        super().__init__()
+        self.tiny = tiny
 
-    def __init__(self, text, unet, vae, tokenizer, weights: str, folder: Path | None, guidance: float):
-        self.text, self.unet, self.vae, self.tokenizer = text, unet, vae, tokenizer
+    def forward(self, image: Tensor) -> Tensor:
+        return self.tiny.encode(image).latents
+
+
+class TinyDecoderGraph(nn.Module):
+    def __init__(self, tiny):
+        super().__init__()
+        self.tiny = tiny
+
+    def forward(self, latents: Tensor) -> Tensor:
+        return self.tiny.decode(latents, return_dict=False)[0]
+
+
+class Components:
+    """The four modules, the tokenizer, the tiny autoencoder when the folder has one, and where they came
+    from."""
+
+    def __init__(self, text, unet, vae, tokenizer, weights: str, folder: Path | None, guidance: float, tiny=None):
+        self.text, self.unet, self.vae, self.tokenizer, self.tiny = text, unet, vae, tokenizer, tiny
         self.weights, self.folder, self.guidance = weights, folder, guidance
-        for m in (text, unet, vae):
+        for m in (text, unet, vae) + ((tiny,) if tiny is not None else ()):
             m.eval().requires_grad_(False)
 
     @property
@@ -154,7 +173,9 @@ def _load(options: BuildOptions) -> Components:
         raise InputError(f"{folder}: cannot load its components ({str(e).splitlines()[0]})") from None
     guidance = float(card_defaults(folder).get("guidance_scale") or 3.0)
     where = "bundled assets/models/tiny-shapes" if options.model_path is None else str(folder)
-    return Components(text, unet, vae, tokenizer, where, folder, guidance)
+    from neuralframe.generate.models.folder import load_tiny_vae
+
+    return Components(text, unet, vae, tokenizer, where, folder, guidance, load_tiny_vae(folder, required=False))
 
 
 @functools.lru_cache(maxsize=2)
@@ -321,7 +342,35 @@ def _graphs(c: Components, options: BuildOptions) -> list[Graph]:
         dynamic_axes={"latents": spatial_lat, "image": spatial_in},
         profile={"latents": ((1, ch, 1, 1), (1, ch, ls, ls), (4, ch, 4 * ls, 4 * ls))},
         weights=c.weights, notes=vae_notes, int8=_decoder_int8(c))
-    return [text_graph, unet_graph, encoder_graph, decoder_graph]
+    graphs = [text_graph, unet_graph, encoder_graph, decoder_graph]
+    if c.tiny is None:
+        return graphs
+
+    # the tiny autoencoder (vae_tiny/): scaled latents in and out (its scaling factor is 1), as TAESD
+    def scaled_random(gen: torch.Generator, dynamic: bool) -> Feed:
+        n, h, w = (2, ls + 4, ls - 2) if dynamic else (1, ls, ls)
+        return {"latents": torch.randn(n, ch, h, w, generator=gen)}
+
+    tiny_notes = [f"AutoencoderTiny (TAESD-style, distilled from the autoencoder) {size}x{size}x3 <-> "
+                  f"{ls}x{ls}x{ch} scaled latents; for real-time streams (StreamEngine(tiny_vae=...))"]
+    tiny_encoder = Graph(
+        name="vae-tiny-encoder", module=TinyEncoderGraph(c.tiny), reference=TinyEncoderGraph(c.tiny),
+        inputs=("image",), outputs=("latents",),
+        example=lambda: {"image": pixels[:1].clone()}, random_inputs=image_random,
+        real_inputs=lambda: _rows({"image": pixels}), real_description=encoder_graph.real_description,
+        dynamic_axes={"image": spatial_in, "latents": spatial_lat},
+        profile={"image": ((1, 3, 8, 8), (1, 3, size, size), (4, 3, 4 * size, 4 * size))},
+        weights=c.weights, notes=tiny_notes)
+    tiny_decoder = Graph(
+        name="vae-tiny-decoder", module=TinyDecoderGraph(c.tiny), reference=TinyDecoderGraph(c.tiny),
+        inputs=("latents",), outputs=("image",),
+        example=lambda: {"latents": real_states()[2][:1] * scale}, random_inputs=scaled_random,
+        real_inputs=lambda: _rows({"latents": real_states()[2] * scale}),
+        real_description="the full encoder's scaled latents of the real images above",
+        dynamic_axes={"latents": spatial_lat, "image": spatial_in},
+        profile={"latents": ((1, ch, 1, 1), (1, ch, ls, ls), (4, ch, 4 * ls, 4 * ls))},
+        weights=c.weights, notes=tiny_notes)
+    return graphs + [tiny_encoder, tiny_decoder]
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:

@@ -79,6 +79,8 @@ class DiffuseSettings:
         seed: the engine's fixed noise.
         backend: where the networks run: torch, or onnxruntime/tensorrt (the model's graphs exported once,
             with parity checks, and cached; the feature bank needs torch).
+        tiny_vae: encode and decode frames with the model folder's tiny autoencoder (`vae_tiny/`, TAESD-style)
+            instead of its full one: faster, slightly softer.
     """
 
     prompts: tuple[str, ...] = ()
@@ -91,6 +93,7 @@ class DiffuseSettings:
     size: tuple[int, int] | None = None
     seed: int = 0
     backend: str = "torch"
+    tiny_vae: bool = False
 
     def check(self) -> list[tuple[int, str]]:
         """Validate what can be checked before loading anything; returns the schedule."""
@@ -145,16 +148,17 @@ class DiffuseStage(Stage):
     def setup(self, info: StreamInfo) -> StreamInfo:
         from neuralframe.backend.runtime import resolve_backend
         from neuralframe.generate.feature_bank import FeatureBank
-        from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline
+        from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline, load_tiny_vae
         from neuralframe.generate.stream import SimilarityFilter, StreamEngine
 
         s = self.settings
         model = s.model or BUNDLED
         pipe = load_pipeline(model)
+        tiny = load_tiny_vae(model) if s.tiny_vae else None
         if resolve_backend(s.backend) != "torch":
             from neuralframe.generate.models.engines import use_backend
 
-            use_backend(pipe, model, s.backend, encoder=True)
+            use_backend(pipe, model, s.backend, encoder=True, tiny_vae=tiny)
         scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         native = int(pipe.unet.config.sample_size) * scale
         self.size = s.size or work_size(info.height, info.width, native)
@@ -165,7 +169,8 @@ class DiffuseStage(Stage):
             guidance = card_defaults(model).get("guidance_scale", 1.2) if embedded else 1.2
         similarity = SimilarityFilter(threshold=s.similarity) if s.similarity is not None else None
         self.engine = StreamEngine(pipe, t_index_list=s.steps, cfg=s.cfg, guidance_scale=guidance, size=self.size,
-                                   similarity=similarity, bank=FeatureBank() if s.bank else None, seed=s.seed)
+                                   similarity=similarity, bank=FeatureBank() if s.bank else None, seed=s.seed,
+                                   tiny_vae=tiny)
         self.engine.prepare(self.schedule[0][1])
         self._next = 1
         # the first call allocates and picks kernels: not on the first frame's clock

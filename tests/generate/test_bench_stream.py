@@ -20,6 +20,9 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench-stream")
     _pipe().save_pretrained(root / "model")
     torch.manual_seed(0)
+    from neuralframe.generate.train.tiny_vae import build_tiny_vae
+
+    build_tiny_vae().save_pretrained(root / "model" / "vae_tiny")
     ShapeClassifier().save(root / "classifier")
     return root
 
@@ -39,7 +42,12 @@ def test_bench_stream_json(folders):
     assert abs(result["ratio_vs_diffusers"] - result["fps_engine"] / result["fps_diffusers"]) < 0.02
     assert 0.0 < result["similarity_skip_rate_static"] < 1.0  # camera noise on a static scene: mostly skipped
     assert result["size"] == "64x64" and not result["checks"]["size_ge_128"]
-    assert result["backend"] == "onnxruntime" and result["fps_engine_onnxruntime"] > 0
+    assert result["backend"] == "onnxruntime" and result["tiny_vae"]
+    configs = result["fps_engine_configs"]
+    assert set(configs) == {"torch", "torch_tiny_vae", "onnxruntime", "onnxruntime_tiny_vae"}
+    assert result["fps_engine"] == max(configs.values()) == configs[result["engine_config"]]
+    assert result["fps_engine_torch"] == configs["torch"]
+    assert set(result["adherence_configs"]) == set(configs)
 
 
 def test_bench_stream_bad_input(folders, tmp_path):

@@ -26,9 +26,10 @@ GRAPHS = ("text-encoder", "unet", "vae-decoder")
 
 def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | None = None,
                 cache_dir: Path | None = None, say: Callable[[str], None] | None = None,
-                encoder: bool = False) -> None:
+                encoder: bool = False, tiny_vae=None) -> None:
     """Route the pipeline's text encoder, UNet and decoder (and with `encoder` the autoencoder's encoder, for
-    img2img) through `backend` ("torch" leaves it as it is)."""
+    img2img) through `backend` ("torch" leaves it as it is); with `tiny_vae` (the folder's AutoencoderTiny,
+    see `load_tiny_vae`) its encoder and decoder too."""
     from neuralframe.backend.runtime import resolve_backend
 
     backend = resolve_backend(backend)
@@ -36,7 +37,8 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         return
     from neuralframe.export.engines import exported_engines
 
-    graphs = GRAPHS + (("vae-encoder",) if encoder else ())
+    graphs = GRAPHS + (("vae-encoder",) if encoder else ()) + (("vae-tiny-encoder", "vae-tiny-decoder")
+                                                               if tiny_vae is not None else ())
     engines = exported_engines("tiny-shapes", folder, backend, graphs, threads, cache_dir, say)
     text, unet, decoder = engines["text-encoder"], engines["unet"], engines["vae-decoder"]
     conditioned = unet.inputs[-1].name == "timestep_cond"
@@ -71,6 +73,18 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
             return (posterior,) if not return_dict else _Output(latent_dist=posterior)
 
         pipe.vae.encode = encode
+    if tiny_vae is not None:
+        tiny_encoder, tiny_decoder = engines["vae-tiny-encoder"], engines["vae-tiny-decoder"]
+
+        def tiny_encode(x, return_dict=True, **kwargs):
+            latents = tiny_encoder(image=x.float())["latents"].to(x.dtype)
+            return (latents,) if not return_dict else _Output(latents=latents)
+
+        def tiny_decode(z, return_dict=True, **kwargs):
+            image = tiny_decoder(latents=z.float())["image"].to(z.dtype)
+            return (image,) if not return_dict else _Output(sample=image)
+
+        tiny_vae.encode, tiny_vae.decode = tiny_encode, tiny_decode
     pipe.text_encoder.forward = text_forward
     pipe.unet.forward = unet_forward
     pipe.vae.decode = decode

@@ -75,6 +75,28 @@ def load_pipeline(path: str | os.PathLike = BUNDLED, dtype: torch.dtype = torch.
     return pipe
 
 
+TINY_VAE = "vae_tiny"  # a TAESD-style tiny autoencoder beside the model (not in model_index.json)
+
+
+def load_tiny_vae(path: str | os.PathLike, required: bool = True, dtype: torch.dtype = torch.float32):
+    """The tiny autoencoder of a pipeline folder (FOLDER/vae_tiny, a diffusers AutoencoderTiny), or a path to
+    such a folder itself; None when absent and not `required`."""
+    path = Path(path)
+    folder = path if (path / "config.json").is_file() and not (path / "model_index.json").is_file() else path / TINY_VAE
+    if not (folder / "config.json").is_file():
+        if not required:
+            return None
+        raise InputError(f"{path}: no tiny autoencoder (expected {folder}/config.json and its weights); train one "
+                         "with `neuralframe train tiny-shapes --stage tiny-vae` or run without --tiny-vae")
+    from diffusers import AutoencoderTiny
+
+    try:
+        vae = AutoencoderTiny.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise InputError(f"{folder}: cannot load the tiny autoencoder ({str(e).splitlines()[0]})") from None
+    return vae.eval().requires_grad_(False)
+
+
 def card_defaults(path: str | os.PathLike) -> dict:
     """Sampling defaults from the folder's card.json (steps, guidance_scale), if it has one."""
     card = Path(path) / "card.json"

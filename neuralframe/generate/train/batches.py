@@ -21,7 +21,7 @@ from neuralframe.generate.data.vocab import PHOTOS
 WORLD = ShapesConfig(size=64, sizes=("large",), textures=("solid",), backgrounds=("plain", "gradient"))
 
 # seed offsets per stage, so stages do not share a data stream
-OFFSETS = {"vae": 0, "classifier": 50_000_000, "latents": 100_000_000, "eval": 150_000_000}
+OFFSETS = {"vae": 0, "classifier": 50_000_000, "latents": 100_000_000, "eval": 150_000_000, "tiny_vae": 200_000_000}
 
 
 def to_model_range(pixels_uint8: np.ndarray) -> torch.Tensor:

@@ -4,6 +4,7 @@
     classifier  the shape/colour scorer                     -> WORK/classifier/
     t2i         text encoder + UNet (the guided teacher)    -> WORK/text_encoder/, WORK/teacher/
     lcm         guidance-embedded few-step student (LCM)    -> WORK/unet/
+    tiny-vae    a tiny autoencoder distilled from vae (TAESD) -> WORK/tiny_vae/ (for real-time streams)
     assemble    the diffusers folder + model card           -> OUT (assets/models/tiny-shapes by default)
 
 Each stage checkpoints under WORK/checkpoints/ and resumes with `--resume`; the metrics and the exact
@@ -24,9 +25,9 @@ import torch
 
 from neuralframe.errors import InputError
 
-STAGES = ("vae", "classifier", "t2i", "lcm", "assemble")
-DEFAULT_SECONDS = {"vae": 1200.0, "classifier": 300.0, "t2i": 2400.0, "lcm": 1200.0}
-NEEDS = {"t2i": ("vae",), "lcm": ("vae", "text_encoder", "teacher"), "assemble": ("vae", "text_encoder", "unet")}
+STAGES = ("vae", "classifier", "t2i", "lcm", "tiny-vae", "assemble")
+DEFAULT_SECONDS = {"vae": 1200.0, "classifier": 300.0, "t2i": 2400.0, "lcm": 1200.0, "tiny-vae": 900.0}
+NEEDS = {"t2i": ("vae",), "tiny-vae": ("vae",), "lcm": ("vae", "text_encoder", "teacher"), "assemble": ("vae", "text_encoder", "unet")}
 
 
 def machine() -> str:
@@ -74,6 +75,10 @@ def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | 
         from neuralframe.generate.train.lcm import train_lcm
 
         metrics = train_lcm(work, seconds, steps, resume, progress, **images)
+    elif stage == "tiny-vae":
+        from neuralframe.generate.train.tiny_vae import train_tiny_vae
+
+        metrics = train_tiny_vae(work, seconds, steps, resume, progress, **held_out)
     else:
         from neuralframe.generate.train.assemble import assemble
 
