@@ -14,7 +14,9 @@ Three ideas from StreamV2V (Liang et al. 2024), on diffusers' attention-processo
   the nearest one is at least `fusion_threshold` similar, the two are blended with weight `fusion`.
 - **A bounded bank.** Every `interval`-th frame is stored. Beyond `max_frames` frames' worth of tokens,
   new tokens are merged into their most similar banked tokens (bipartite soft matching, as in token
-  merging) instead of growing the bank, so memory and cost stay fixed however long the stream runs.
+  merging) instead of growing the bank, so memory and cost stay fixed however long the stream runs. The
+  merged tokens' counts (their weight in attention) are rescaled to `max_frames` frames' worth, so older
+  frames fade instead of piling up.
 
 The stream batch holds one latent per denoising step ("slot"), each at its own timestep; the bank is kept
 per slot, so a slot only sees features from the same denoising step of earlier frames. The engine tells
@@ -164,6 +166,11 @@ class FeatureBank:
         capacity = self.max_frames * k.shape[1]
         if keys.shape[1] > capacity:
             keys, values, outputs, counts = _merge(keys, values, outputs, counts, bank.keys.shape[1], capacity)
+            # the bank stands for `max_frames` frames, not every frame ever merged: without this the counts
+            # (and with them the banked tokens' attention weight, log count) grew every frame and the stream
+            # drifted towards the bank even on a static input; rescaled, older frames fade geometrically
+            total = counts.sum(1, keepdim=True)
+            counts = counts * (capacity / total).clamp(max=1.0)
         if keys.shape[1] != bank.keys.shape[1]:  # the bank grows (until full): rebuild it at the new length
             parts = []
             for x in (bank.keys, bank.values, bank.outputs, bank.counts):

@@ -94,6 +94,8 @@ def test_the_bank_stays_bounded(pipe):
     assert sizes[4] == sizes[-1]  # then holds: 2 frames' worth per layer and slot
     per_frame = sum(b.keys.shape[0] * b.keys.shape[1] for b in bank.layers.values()) // 2
     assert bank.tokens == 2 * per_frame
+    for layer in bank.layers.values():  # the banked tokens stand for 2 frames, not for every frame merged
+        assert float(layer.counts.sum(1).max()) <= layer.keys.shape[1] + 1e-3
     engine.reset()
     assert bank.tokens == 0 and bank.frames_stored == 0
     engine.close()

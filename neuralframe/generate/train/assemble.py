@@ -1,6 +1,8 @@
 """Stage: assemble the trained parts into one diffusers folder, measure it, and write its card.
 
     OUT/model_index.json, vae/, text_encoder/, tokenizer/, unet/ (the LCM student), scheduler/ (LCMScheduler)
+    OUT/vae_tiny/          the tiny autoencoder for real-time streams, when WORK/tiny_vae exists (not listed in
+                           model_index.json: diffusers' loaders ignore it; StreamEngine(tiny_vae=) uses it)
     OUT/card.json          training commands, data, steps, wall time, machine, metrics, sampling defaults
     OUT/../shape-classifier/   the scorer, beside the model
 
@@ -110,6 +112,12 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         pipe.save_pretrained(tmp, safe_serialization=True)
+        tiny_params = None
+        if (work / "tiny_vae" / "config.json").is_file():
+            from neuralframe.generate.models.folder import TINY_VAE, load_tiny_vae
+
+            shutil.copytree(work / "tiny_vae", tmp / TINY_VAE)
+            tiny_params = parameter_count(load_tiny_vae(tmp))
         for extra in ("LICENSE", "README.md"):
             if (TOKENIZER_DIR / extra).exists():
                 shutil.copy(TOKENIZER_DIR / extra, tmp / "tokenizer" / extra)
@@ -139,7 +147,8 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
             "defaults": {"steps": 4, "guidance_scale": guidance},
             "size_mb": round(size_mb, 2),
             "parameters": {"unet": parameter_count(pipe.unet), "text_encoder": parameter_count(pipe.text_encoder),
-                           "vae": parameter_count(pipe.vae)},
+                           "vae": parameter_count(pipe.vae),
+                           **({"vae_tiny": tiny_params} if tiny_params is not None else {})},
             "metrics": {
                 **metrics,
                 "guidance_sweep_tuning_prompts": {str(g): a for g, a in sweep.items()},
@@ -148,6 +157,8 @@ def assemble(work: Path, out: Path | None = None, prompts: int = 200, tune_promp
                 "teacher_nfe_per_image": teacher["nfe_per_image"],
                 "teacher_seconds_per_image": teacher["seconds_per_image"],
                 "nfe_saving": round(teacher["nfe_per_image"] / metrics["nfe_per_image"], 2),
+                **({"vae_tiny": runs["tiny-vae"][-1]["metrics"]} if tiny_params is not None and "tiny-vae" in runs
+                   else {}),
             },
             "stages": {stage: [{k: r[k] for k in ("command", "started", "wall_seconds", "machine", "metrics")}
                                for r in stage_runs] for stage, stage_runs in runs.items()},
