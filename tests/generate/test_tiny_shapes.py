@@ -109,3 +109,54 @@ def test_eval_json_reports_every_metric():
     assert data["nfe_per_image"] == 4 and data["prompts"] == 8
     assert data["vae_psnr_db"] > 20
 
+
+
+def test_tiny_autoencoder_speaks_the_models_latents():
+    """vae_tiny/ (TAESD-style) decodes the full encoder's latents into the same picture the full decoder
+    draws, and its own encoder lands near the full encoder's latents; diffusers' loaders ignore it."""
+    from diffusers import AutoencoderKL
+
+    from neuralframe.generate.models.folder import load_tiny_vae
+    from neuralframe.generate.train.batches import ShapeBatches
+
+    index = json.loads((BUNDLED / "model_index.json").read_text())
+    assert "vae_tiny" not in index
+    tiny = load_tiny_vae(BUNDLED)
+    full = AutoencoderKL.from_pretrained(BUNDLED / "vae").eval()
+    pixels = ShapeBatches("eval", 16, split="eval")(step=3)["pixels"]
+    with torch.no_grad():
+        latents = full.encode(pixels).latent_dist.mean * full.config.scaling_factor
+        by_full = full.decode(latents / full.config.scaling_factor).sample.clamp(-1, 1)
+        by_tiny = tiny.decode(latents).sample.clamp(-1, 1)
+        own = tiny.encode(pixels).latents
+    mse = ((by_tiny - pixels) / 2).square().mean()
+    assert -10 * torch.log10(mse) > 22  # dB against the originals (the full decoder: ~28)
+    assert (by_tiny - by_full).abs().mean() < 0.08  # the same picture (in [-1, 1] units)
+    assert (own - latents).square().mean().sqrt() < 0.35 * latents.std()
+
+
+def test_restyle_with_the_tiny_autoencoder(tmp_path):
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "in"
+    clip.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        img = np.full((128, 128, 3), 200, np.uint8)
+        cv2.circle(img, (40 + 8 * i, 64), 30, (40, 40, 220), -1)
+        cv2.imwrite(str(clip / f"{i:03d}.png"), np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
+    outs = {}
+    for name, extra in (("full", []), ("tiny", ["--tiny-vae"])):
+        out = tmp_path / name
+        r = nf("restyle", str(clip), "-o", str(out), "--prompt", "a large red circle in the centre over a plain "
+               "white background", "--fps", "10", *extra)
+        assert r.returncode == 0, r.stderr
+        outs[name] = np.stack([cv2.imread(str(p)).astype(float) for p in sorted(out.glob("*.png"))])
+    assert outs["tiny"].shape == outs["full"].shape == (4, 128, 128, 3)
+    assert np.abs(outs["tiny"] - outs["full"]).mean() < 12  # levels: the same restyled frames, a little softer
+    empty = tmp_path / "no-tiny"
+    shutil.copytree(BUNDLED, empty, ignore=shutil.ignore_patterns("vae_tiny"))
+    one_clear_line(nf("restyle", str(clip), "-o", str(tmp_path / "x"), "--prompt", "a red circle", "--model",
+                      str(empty), "--tiny-vae"), "no tiny autoencoder")
+    assert not (tmp_path / "x").exists()
