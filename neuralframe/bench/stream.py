@@ -10,8 +10,8 @@ frames:
   (`timesteps=`, `strength=1`), the same prompt embedding computed once and passed in, tensor in and
   out. Its network evaluations per frame are counted and must equal the engine's.
 - The engine is timed in up to four configurations, in the same alternating blocks: `torch` (the
-  pipeline's own modules: the like-for-like comparison), `torch_tiny_vae` (frames encoded and decoded by
-  the model folder's tiny autoencoder, `vae_tiny/`, as StreamDiffusion does with TAESD), and with
+  pipeline's own modules: the like-for-like comparison), `torch_tiny_vae` (frames decoded by the model
+  folder's tiny autoencoder, `vae_tiny/`, as StreamDiffusion does with TAESD), and with
   `backend="onnxruntime"` (the default; or tensorrt) the same two with every network on the model's
   exported graphs. `fps_engine_configs` / `ratio_vs_diffusers_configs` / `adherence_configs` give each;
   `fps_engine` and `ratio_vs_diffusers` are the fastest configuration's (named in `engine_config`), and

@@ -79,8 +79,8 @@ class DiffuseSettings:
         seed: the engine's fixed noise.
         backend: where the networks run: torch, or onnxruntime/tensorrt (the model's graphs exported once,
             with parity checks, and cached; the feature bank needs torch).
-        tiny_vae: encode and decode frames with the model folder's tiny autoencoder (`vae_tiny/`, TAESD-style)
-            instead of its full one: faster, slightly softer.
+        tiny_vae: decode frames with the model folder's tiny autoencoder (`vae_tiny/`, TAESD-style) instead
+            of its full one: faster, slightly softer.
     """
 
     prompts: tuple[str, ...] = ()
