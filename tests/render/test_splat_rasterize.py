@@ -78,16 +78,23 @@ def test_two_gaussians_composite_front_to_back(impl):
         assert out.depth[12, 16].item() == pytest.approx((0.5 * 2 + 0.25 * 4) / 0.75, rel=1e-5)
 
 
+def alpha_cap(impl: str) -> float:
+    """The largest alpha one Gaussian may take: 0.99 in the reference and cpu kernels (the 3DGS paper's
+    value); gsplat's CUDA kernel hard-codes 0.999 (measured on an H100, gsplat 1.5.3)."""
+    return 0.999 if impl == "cuda" else 0.99
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_opaque_front_layer_hides_the_back(impl):
     cam = centred_camera()
     front = [one((0.0, 0.0, 2.0 + 0.01 * i), (1.0, 0.0, 0.0), 0.3, 0.999) for i in range(2)]
     back = one((0.0, 0.0, 5.0), (0.0, 1.0, 0.0), 0.5, 0.999)
     out = render(Gaussians.cat([back, *front]), cam, impl)
-    # Alpha is clamped at 0.99; the second layer would take T to 1e-4, so the pixel stops there and
-    # the back Gaussian contributes nothing even though 1% of the light is left.
-    assert out.rgb[12, 16].tolist() == pytest.approx([0.99, 0.0, 0.0], rel=1e-6, abs=1e-6)
-    assert out.alpha[12, 16].item() == pytest.approx(0.99, rel=1e-6)
+    # Alpha is clamped at 0.99 (gsplat's kernel: 0.999); the second layer would take T below 1e-4, so the
+    # pixel stops there and the back Gaussian contributes nothing even though light is left.
+    cap = alpha_cap(impl)
+    assert out.rgb[12, 16].tolist() == pytest.approx([cap, 0.0, 0.0], rel=1e-6, abs=1e-6)
+    assert out.alpha[12, 16].item() == pytest.approx(cap, rel=1e-6)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -107,10 +114,10 @@ def test_view_dependent_colour(impl):
     g.sh[0, 2] = torch.tensor([0.3, -0.3, -2.0])  # the z-facing basis function, -C1 z... here +C1 z
     out = render(g, cam, impl)
     # Viewing direction (0, 0, 1): colour = 0.5 + C0 * dc + C1 * sh_2, clamped at 0.
-    expected = [max(0.5 + C1 * v, 0.0) * 0.99 for v in (0.3, -0.3, -2.0)]
+    expected = [max(0.5 + C1 * v, 0.0) * alpha_cap(impl) for v in (0.3, -0.3, -2.0)]
     assert out.rgb[12, 16].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-7)
     plain = render(g, cam, impl, sh_degree=0)
-    assert plain.rgb[12, 16].tolist() == pytest.approx([0.495] * 3, rel=1e-5)
+    assert plain.rgb[12, 16].tolist() == pytest.approx([0.5 * alpha_cap(impl)] * 3, rel=1e-5)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -21,6 +21,12 @@ def rasterize(g: Gaussians, camera: Camera, *, sh_degree: int | None = None, bac
     gsplat = import_optional("gsplat", "cuda", "the CUDA splat rasterizer")
     device = g.means.device
     degree = g.sh_degree if sh_degree is None else sh_degree
+    if g.n == 0:  # gsplat's kernels crash the process on an empty scene: render nothing ourselves
+        alpha = torch.zeros(camera.height, camera.width, device=device)
+        rgb = torch.zeros(camera.height, camera.width, 3, device=device)
+        if background is not None:
+            rgb = rgb + torch.as_tensor(background, dtype=rgb.dtype, device=device)
+        return RenderOutput(rgb, alpha, torch.zeros_like(alpha))
     colors, alphas, _ = gsplat.rasterization(
         means=g.means,
         quats=g.quats,
