@@ -89,15 +89,6 @@ class TinyEncoderGraph(nn.Module):
         return self.tiny.encode(image).latents
 
 
-class TinyDecoderGraph(nn.Module):
-    def __init__(self, tiny):
-        super().__init__()
-        self.tiny = tiny
-
-    def forward(self, latents: Tensor) -> Tensor:
-        return self.tiny.decode(latents, return_dict=False)[0]
-
-
 class Components:
     """The four modules, the tokenizer, the tiny autoencoder when the folder has one, and where they came
     from."""
@@ -362,7 +353,7 @@ def _graphs(c: Components, options: BuildOptions) -> list[Graph]:
         profile={"image": ((1, 3, 8, 8), (1, 3, size, size), (4, 3, 4 * size, 4 * size))},
         weights=c.weights, notes=tiny_notes)
     tiny_decoder = Graph(
-        name="vae-tiny-decoder", module=TinyDecoderGraph(c.tiny), reference=TinyDecoderGraph(c.tiny),
+        name="vae-tiny-decoder", module=VaeDecoderGraph(c.tiny), reference=VaeDecoderGraph(c.tiny),
         inputs=("latents",), outputs=("image",),
         example=lambda: {"latents": real_states()[2][:1] * scale}, random_inputs=scaled_random,
         real_inputs=lambda: _rows({"latents": real_states()[2] * scale}),

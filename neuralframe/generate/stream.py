@@ -130,7 +130,6 @@ class StreamEngine:
         self.pipe = pipe
         self.unet, self.vae = pipe.unet, pipe.vae
         self.decoder = tiny_vae if tiny_vae is not None else pipe.vae
-        self.tiny_vae = tiny_vae is not None
         embedded = self.unet.config.time_cond_proj_dim is not None
         cfg = cfg or ("embedded" if embedded else "self")
         if cfg not in CFG_MODES:
@@ -269,8 +268,8 @@ class StreamEngine:
         self.filled = min(self.filled + 1, self.steps)
         # until S frames have entered, the last slot holds no frame yet: show the newest estimate
         out = denoised[-1:] if self.filled >= self.steps else denoised[self.filled - 1:self.filled]
-        latents = out if self.tiny_vae else out / self.vae.config.scaling_factor  # a tiny one takes scaled latents
-        image = self.decoder.decode(latents, return_dict=False)[0]
+        # a tiny autoencoder's scaling factor is 1: it takes the scaled latents as they are
+        image = self.decoder.decode(out / self.decoder.config.scaling_factor, return_dict=False)[0]
         self.last_output = ((image[0].float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu()
         return self.last_output
 

@@ -80,6 +80,10 @@ def test_recache_replaces_the_window_under_the_new_prompt():
     assert held(cache) == [0.5, 4.5, 5.5, 6.5]
     with pytest.raises(InputError, match="returned 1"):
         cache.recache(lambda frames: [frame_kv(0)])
+    bad = [frame_kv(f, 0.25) for f in (4, 5)] + [[(torch.zeros(B, N + 1, C), torch.zeros(B, N + 1, C))] * L]
+    with pytest.raises(InputError, match="holds frames of"):
+        cache.recache(lambda frames: bad)
+    assert held(cache) == [0.5, 4.5, 5.5, 6.5]  # a refused recache writes nothing
 
 
 def test_reset_forgets_and_keeps_the_storage():

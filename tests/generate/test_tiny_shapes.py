@@ -84,22 +84,6 @@ def test_generate_image_writes_a_png(tmp_path):
     assert not list(tmp_path.glob("*.partial*"))
 
 
-def test_generate_image_on_broken_folders(tmp_path):
-    out = tmp_path / "x.png"
-    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "nope")),
-                    "no such model folder")
-    (tmp_path / "empty").mkdir()
-    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(tmp_path / "empty")),
-                    "model_index.json")
-    broken = tmp_path / "broken"
-    shutil.copytree(BUNDLED, broken, ignore=shutil.ignore_patterns("unet"))
-    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(broken)), "'unet'", "missing")
-    nounet_weights = tmp_path / "noweights"
-    shutil.copytree(BUNDLED, nounet_weights, ignore=shutil.ignore_patterns("*.safetensors"))
-    one_clear_line(nf("generate-image", "a red star", "-o", str(out), "--model", str(nounet_weights)), "weights")
-    assert not out.exists()
-
-
 def test_eval_json_reports_every_metric():
     result = nf("eval", "tiny-shapes", "--json", "--prompts", "8")
     assert result.returncode == 0, result.stderr

@@ -181,3 +181,22 @@ def test_stage_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "budget" in result.stderr
     result = nf("train", "tiny-shapes", "--stage", "nope", "--work", str(tmp_path))
     assert result.returncode == 2 and "unknown stage" in result.stderr
+
+
+def test_tiny_vae_stage_lands_beside_the_model(trained, tmp_path):
+    """`--stage tiny-vae` distils a tiny autoencoder from the trained one; `assemble` puts it in
+    FOLDER/vae_tiny (not in model_index.json) with its metrics and size in the card."""
+    work, _, _ = trained
+    result = nf("train", "tiny-shapes", "--stage", "tiny-vae", "--steps", "2", "--work", str(work),
+                "--eval-images", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["tiny-vae"]
+    assert metrics["steps"] == 2 and metrics["full_vae_psnr_db"] > metrics["tiny_decoder_psnr_db"]
+    out = tmp_path / "model"
+    result = nf("train", "tiny-shapes", "--stage", "assemble", "--work", str(work), "-o", str(out),
+                "--eval-prompts", "2", "--eval-images", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    assert (out / "vae_tiny" / "config.json").is_file()
+    assert "vae_tiny" not in json.loads((out / "model_index.json").read_text())
+    card = json.loads((out / "card.json").read_text())
+    assert card["parameters"]["vae_tiny"] > 0 and card["metrics"]["vae_tiny"]["steps"] == 2

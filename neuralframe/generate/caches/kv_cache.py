@@ -48,6 +48,8 @@ class KVCache:
         if sink < 0 or window < 1:
             raise InputError(f"a KV cache keeps sink >= 0 and window >= 1 frames, got sink {sink}, window {window}")
         self.n_layers, self.sink, self.window = int(layers), int(sink), int(window)
+        self._keys: torch.Tensor | None = None  # [L, sink + window, B, N, C], allocated by the first frame
+        self._values: torch.Tensor | None = None
         self.reset()
 
     # ---- state ----
@@ -57,9 +59,6 @@ class KVCache:
         self._window_frames: list[int] = []  # oldest first
         self._window_slots: list[int] = []  # ring slot of each window frame, in the same order
         self._next_slot = 0
-        if not hasattr(self, "_keys"):
-            self._keys: torch.Tensor | None = None  # [L, sink + window, B, N, C]
-            self._values: torch.Tensor | None = None
 
     @property
     def frames(self) -> list[int]:
@@ -146,14 +145,14 @@ class KVCache:
         """Recompute the cached keys and values (LongLive's KV-recache, on a prompt switch): `compute` gets
         the frame indices to redo, in order, and returns one per-layer list of (keys, values) for each.
         Returns the frames recomputed."""
-        frames = (self._sink_frames if include_sink else []) + self._window_frames
+        frames = self.frames if include_sink else list(self._window_frames)
         if not frames:
             return []
         fresh = list(compute(list(frames)))
         if len(fresh) != len(frames):
             raise InputError(f"recache: compute returned {len(fresh)} frames' keys/values for {len(frames)} frames")
-        slots = (list(range(len(self._sink_frames))) if include_sink else []) + self._window_slots
-        for slot, kv in zip(slots, fresh):
+        for kv in fresh:  # all checked before any is written: a refused recache changes nothing
             self._check(kv)
+        for slot, kv in zip(self._slots() if include_sink else self._window_slots, fresh):
             self._write(slot, kv)
         return frames

@@ -29,7 +29,7 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
                 encoder: bool = False, tiny_vae=None) -> None:
     """Route the pipeline's text encoder, UNet and decoder (and with `encoder` the autoencoder's encoder, for
     img2img) through `backend` ("torch" leaves it as it is); with `tiny_vae` (the folder's AutoencoderTiny,
-    see `load_tiny_vae`) its encoder and decoder too."""
+    see `load_tiny_vae`) its decoder too (StreamEngine encodes with the full encoder)."""
     from neuralframe.backend.runtime import resolve_backend
 
     backend = resolve_backend(backend)
@@ -37,8 +37,7 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         return
     from neuralframe.export.engines import exported_engines
 
-    graphs = GRAPHS + (("vae-encoder",) if encoder else ()) + (("vae-tiny-encoder", "vae-tiny-decoder")
-                                                               if tiny_vae is not None else ())
+    graphs = GRAPHS + (("vae-encoder",) if encoder else ()) + (("vae-tiny-decoder",) if tiny_vae is not None else ())
     engines = exported_engines("tiny-shapes", folder, backend, graphs, threads, cache_dir, say)
     text, unet, decoder = engines["text-encoder"], engines["unet"], engines["vae-decoder"]
     conditioned = unet.inputs[-1].name == "timestep_cond"
@@ -61,10 +60,6 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         out = unet(**feed)["noise_pred"].to(sample.dtype)
         return (out,) if not return_dict else _Output(sample=out)
 
-    def decode(z, return_dict=True, **kwargs):
-        image = decoder(latents=z.float())["image"].to(z.dtype)
-        return (image,) if not return_dict else _Output(sample=image)
-
     if encoder:
         vae_encoder = engines["vae-encoder"]
 
@@ -74,21 +69,21 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
 
         pipe.vae.encode = encode
     if tiny_vae is not None:
-        tiny_encoder, tiny_decoder = engines["vae-tiny-encoder"], engines["vae-tiny-decoder"]
-
-        def tiny_encode(x, return_dict=True, **kwargs):
-            latents = tiny_encoder(image=x.float())["latents"].to(x.dtype)
-            return (latents,) if not return_dict else _Output(latents=latents)
-
-        def tiny_decode(z, return_dict=True, **kwargs):
-            image = tiny_decoder(latents=z.float())["image"].to(z.dtype)
-            return (image,) if not return_dict else _Output(sample=image)
-
-        tiny_vae.encode, tiny_vae.decode = tiny_encode, tiny_decode
+        tiny_vae.decode = _decode_on(engines["vae-tiny-decoder"])
     pipe.text_encoder.forward = text_forward
     pipe.unet.forward = unet_forward
-    pipe.vae.decode = decode
+    pipe.vae.decode = _decode_on(decoder)
     pipe.neuralframe_backend = backend
+
+
+def _decode_on(engine) -> Callable:
+    """An autoencoder's `decode(z, return_dict=...)` that runs its exported decoder graph on `engine`."""
+
+    def decode(z, return_dict=True, **kwargs):
+        image = engine(latents=z.float())["image"].to(z.dtype)
+        return (image,) if not return_dict else _Output(sample=image)
+
+    return decode
 
 
 class _Output(dict):

@@ -61,6 +61,16 @@ def collate(samples) -> dict:
     }
 
 
+def mixed_batch(shapes: "ShapeBatches", photos: "PhotoCrops", step: int, n_photos: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The autoencoders' batch `step`: procedural images then `n_photos` photo crops (pixels in [-1, 1]) and
+    the shape masks (zero over the photos), on `device`."""
+    b = shapes(step)
+    pixels = torch.cat([b["pixels"], photos(step, n_photos)]).to(device)
+    mask = torch.cat([b["mask"], torch.zeros(n_photos, 1, *b["mask"].shape[-2:])]).to(device)
+    return pixels, mask
+
+
 class PhotoCrops:
     """Random crops of scikit-image's photographs (the real-photo part of the autoencoder's data)."""
 

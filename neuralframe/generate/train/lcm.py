@@ -27,7 +27,7 @@ import torch
 from neuralframe.generate.models.architectures import guidance_embedding, student_from_teacher
 from neuralframe.generate.tokenizer import load_clip_tokenizer
 from neuralframe.backend.budget import check_budget
-from neuralframe.generate.train.loop import train_device, train_loop
+from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
 from neuralframe.generate.train.t2i import N_LATENTS, cached_latents, noise_scheduler, tokenize
 
 BATCH = 64
@@ -114,10 +114,7 @@ def train_lcm(work: Path, seconds: float | None = None, steps: int | None = None
             goal = _b(c_skip_p) * x_prev + _b(c_out_p) * x0_from_eps(x_prev, eps_t, ab_prev)
 
         loss = (torch.sqrt((pred - goal).square() + HUBER_C**2) - HUBER_C).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, student.parameters())
         with torch.no_grad():
             for p_t, p_s in zip(target.parameters(), student.parameters()):
                 p_t.lerp_(p_s, 1 - TARGET_EMA)

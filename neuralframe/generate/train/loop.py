@@ -46,6 +46,14 @@ def lr_factor(progress: float, warmup: float = 0.03, final: float = 0.1) -> floa
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float = 1.0) -> None:
+    """One update: gradients of `loss`, clipped to `max_norm` over `params`, applied."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+
+
 def save_atomic(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

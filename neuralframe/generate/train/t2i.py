@@ -28,7 +28,7 @@ from neuralframe.generate.models.architectures import build_text_encoder, build_
 from neuralframe.generate.tokenizer import CONTEXT_LENGTH, load_clip_tokenizer
 from neuralframe.generate.train.batches import ShapeBatches
 from neuralframe.backend.budget import check_budget
-from neuralframe.generate.train.loop import save_atomic, train_device, train_loop
+from neuralframe.generate.train.loop import optimizer_step, save_atomic, train_device, train_loop
 
 N_LATENTS = 48_000
 ENCODE_CHUNK = 500
@@ -180,10 +180,7 @@ def train_t2i(work: Path, seconds: float | None = None, steps: int | None = None
         pred = unet(xt, t, hidden).sample
         per_sample = (pred - noise).square().mean((1, 2, 3))
         loss = (weights * per_sample).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, params)
         ema_unet.update(unet, step)
         ema_text.update(text, step)
         return {"loss": per_sample.mean().item()}

@@ -21,8 +21,8 @@ from typing import Callable
 import torch
 
 from neuralframe.backend.budget import check_budget
-from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches
-from neuralframe.generate.train.loop import train_device, train_loop
+from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
+from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
 from neuralframe.generate.train.vae import SHAPE_WEIGHT, psnr_from_mse
 
 BATCH = 32
@@ -88,14 +88,9 @@ def train_tiny_vae(work: Path, seconds: float | None = None, steps: int | None =
     noise = torch.Generator().manual_seed(1)
 
     def step_fn(step: int) -> dict:
-        b = shapes(step)
-        pixels = torch.cat([b["pixels"], photos(step, PHOTO_SHARE)]).to(device)
-        mask = torch.cat([b["mask"], torch.zeros(PHOTO_SHARE, 1, *b["mask"].shape[-2:])]).to(device)
+        pixels, mask = mixed_batch(shapes, photos, step, PHOTO_SHARE, device)
         loss, metrics = tiny_vae_loss(tiny, teacher, pixels, mask, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tiny.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, tiny.parameters())
         return metrics
 
     result = train_loop("tiny-vae", {"tiny_vae": tiny}, optimizer, step_fn, work / "checkpoints" / "tiny_vae.pt",

@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 
 from neuralframe.generate.models.architectures import build_vae
-from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches
+from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
 from neuralframe.backend.budget import check_budget
-from neuralframe.generate.train.loop import train_device, train_loop
+from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
 
 BATCH = 32
 PHOTO_SHARE = 8  # of each batch
@@ -57,14 +57,9 @@ def train_vae(work: Path, seconds: float | None = None, steps: int | None = None
     photos = PhotoCrops(seed=OFFSETS["vae"])
 
     def step_fn(step: int) -> dict:
-        b = shapes(step)
-        pixels = torch.cat([b["pixels"], photos(step, PHOTO_SHARE)]).to(device)
-        mask = torch.cat([b["mask"], torch.zeros(PHOTO_SHARE, 1, *b["mask"].shape[-2:])]).to(device)
+        pixels, mask = mixed_batch(shapes, photos, step, PHOTO_SHARE, device)
         loss, metrics = vae_loss(vae, pixels, mask)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(optimizer, loss, vae.parameters())
         return metrics
 
     result = train_loop("vae", {"vae": vae}, optimizer, step_fn, work / "checkpoints" / "vae.pt",
