@@ -778,6 +778,166 @@ def bench_stream(
                   f"bank vs {result['temporal_diff_nobank']} without", highlight=False)
 
 
+VIDEO_PROMPT_HELP = ('"TEXT:FRAME": switch to TEXT at FRAME (repeatable), e.g. --prompt "a large green heart rotating '
+                     'in the centre over a plain blue background:24". Without ":FRAME" it starts at frame 0.')
+
+
+@app.command("generate")
+def generate(
+    prompt: Optional[str] = typer.Argument(None, help="What the video shows. The bundled model knows one large "
+                                           "shape (circle, square, triangle, star, ring, cross, heart) of a colour, "
+                                           "moving left/right/up/down from a position, rotating or bouncing, over a "
+                                           "plain or gradient background of another colour."),
+    out: str = typer.Option(..., "--out", "-o", help="The video to write (.mp4, .mkv or .mov), frame by frame."),
+    frames: int = typer.Option(48, help="Frames to generate (any number: time and memory per frame stay flat)."),
+    prompts: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help=VIDEO_PROMPT_HELP),
+    seed: int = typer.Option(0, help="Seed of the noise."),
+    model: Optional[str] = typer.Option(None, "--model", help="The video model folder (default: the bundled "
+                                        "tiny-shapes-video), or a local diffusers text-to-video folder (Wan, "
+                                        "AnimateDiff, ...), run through diffusers' own pipeline."),
+    show: bool = typer.Option(False, "--show", help="Also show the frames live in a window."),
+    upscale: int = typer.Option(4, help="Write the frames this many times larger (bicubic), for viewing."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of the video (default: the model's, 8)."),
+    tiny_vae: bool = typer.Option(False, "--tiny-vae", help="Decode with the base model's tiny autoencoder."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps of a diffusers folder (its default if unset)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Text to video with the bundled causal video model (KV cache with a frame sink and a short window,
+    KV-recache on prompt switches), written frame by frame with a progress bar. Ctrl-C once stops and keeps a
+    valid video of the frames so far."""
+    from neuralframe.console import console
+    from neuralframe.generate.video.generate import parse_schedule
+    from neuralframe.generate.video.product import generate_video
+
+    if frames < 1:
+        raise InputError(f"--frames must be at least 1, got {frames}")
+    schedule = parse_schedule(prompt, prompts)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    summary = generate_video(schedule, out, frames=frames, seed=seed, model=model, device=device, show=show,
+                             upscale=upscale, fps=fps, tiny_vae=tiny_vae, steps=steps, progress=not as_json)
+    if as_json:
+        _emit_json(summary)
+        return
+    if summary["output"] is None:
+        console.print(f"{summary['status']}: nothing written", highlight=False)
+        return
+    console.print(f"wrote [bold]{summary['output']}[/] ({summary['status']}): {summary['frames']} frames "
+                  f"{summary['size']} in {summary['seconds']:.1f} s, [bold]{summary['fps']} FPS[/], peak memory "
+                  f"{summary['peak_memory_mb']:.0f} MB", highlight=False)
+
+
+@train_app.command("tiny-shapes-video")
+def train_tiny_shapes_video(
+    stage: str = typer.Option("all", help="train, assemble, or all (in that order)."),
+    work: str = typer.Option("out/train/tiny-shapes-video", help="Folder for the clip pool and checkpoints."),
+    out: str = typer.Option("assets/models/tiny-shapes-video", "--out", "-o", help="Where `assemble` writes the "
+                            "model folder."),
+    base: str = typer.Option("assets/models/tiny-shapes", help="The text-to-image model whose text encoder and "
+                             "autoencoder the video model uses (frozen)."),
+    seconds: Optional[float] = typer.Option(None, help="Training time budget in seconds (default 3600; total "
+                                            "across resumes)."),
+    steps: Optional[int] = typer.Option(None, help="Training step budget (total across resumes)."),
+    resume: bool = typer.Option(False, help="Continue from WORK/checkpoints/video.pt."),
+    clips: int = typer.Option(8_000, min=1, help="Training clips rendered and encoded once into WORK's pool."),
+    batch: int = typer.Option(32, min=1, help="Clips per step."),
+    workers: int = typer.Option(1, min=1, help="Processes rendering the clip pool."),
+    eval_prompts: int = typer.Option(100, min=1, help="Held-out prompts `assemble` scores for the card."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+) -> None:
+    """Train the causal video model (teacher forcing with noised context, the KV cache's attention pattern)
+    on procedural captioned clips, then write it with its model card."""
+    import shlex
+    from pathlib import Path
+
+    from neuralframe.console import console, progress_bar
+    from neuralframe.generate.train.video import assemble_video, record_run, train_video
+
+    if stage not in ("train", "assemble", "all"):
+        raise InputError(f"unknown stage '{stage}': use train, assemble or all")
+    command = " ".join(["neuralframe", *map(shlex.quote, sys.argv[1:])])
+    results = {}
+    if stage in ("train", "all"):
+        if seconds is None and steps is None:
+            seconds = 3600.0
+        with progress_bar("train video", 1000, enabled=not as_json) as bar:
+            def report(p):
+                bar.update(completed=int(1000 * p["progress"]),
+                           rate=f"{p['stage']} {p['step']}" + (f" loss {p['loss']:.4g}" if "loss" in p else ""))
+            results["train"] = train_video(Path(work), base, seconds, steps, resume, report, n_clips=clips,
+                                           workers=workers, batch=batch)
+        record_run(Path(work), results["train"], command)
+        if not as_json:
+            console.print("train: " + ", ".join(f"{k} {v}" for k, v in results["train"].items()), highlight=False)
+    if stage in ("assemble", "all"):
+        with progress_bar("evaluate", eval_prompts * 2, enabled=not as_json) as bar:
+            card = assemble_video(Path(work), Path(out), base, command, eval_prompts,
+                                  progress=lambda d, n: bar.update(completed=d))
+        results["assemble"] = card["metrics"]
+        if not as_json:
+            m = card["metrics"]
+            console.print(f"wrote [bold]{out}[/]: motion adherence {m['motion_adherence']}, frame adherence "
+                          f"{m['frame_adherence']}, switch adherence {m.get('switch_adherence')}", highlight=False)
+    if as_json:
+        _emit_json(results)
+
+
+@eval_app.command("tiny-shapes-video")
+def eval_tiny_shapes_video(
+    model: Optional[str] = typer.Option(None, help="The video model folder (default: the bundled one)."),
+    prompts: int = typer.Option(100, min=1, help="Held-out prompts per measure."),
+    seed: int = typer.Option(0, help="Seed of the first clip (clip i uses seed + i)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Motion adherence (the shape's centroid moves the captioned way), per-frame shape/colour adherence and
+    prompt-switch adherence and smoothness, on prompts unseen in training."""
+    from neuralframe.console import console, progress_bar
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.video.evaluate import evaluate_video
+    from neuralframe.generate.video.generate import BUNDLED_VIDEO, CausalVideoGenerator
+
+    gen = CausalVideoGenerator(model or BUNDLED_VIDEO)
+    with progress_bar("evaluate", 2 * prompts, enabled=not as_json) as bar:
+        result = evaluate_video(gen, ShapeClassifier.load(), prompts=prompts, seed=seed,
+                                progress=lambda d, n: bar.update(completed=d))
+    if as_json:
+        _emit_json(result)
+        return
+    console.print(f"motion adherence {result['motion_adherence']:.3f}, frame adherence {result['frame_adherence']:.3f}"
+                  f", switch adherence {result['switch_adherence']:.3f} (jump {result['switch_jump_ratio_median']}x "
+                  f"the median frame difference) over {prompts} prompts", highlight=False)
+
+
+@bench_app.command("video")
+def bench_video(
+    model: Optional[str] = typer.Option(None, help="The video model folder (default: the bundled one)."),
+    frames: int = typer.Option(64, min=4, help="Frames per timed run (KV cache vs recompute)."),
+    prompts: int = typer.Option(100, min=1, help="Held-out prompts for the quality measures."),
+    long_frames: int = typer.Option(1000, min=100, help="Frames of the long run (memory and time per frame)."),
+    quick: bool = typer.Option(False, help="A short run for a smoke test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The causal video model: generation FPS, KV cache vs recomputing the context, flat memory and time per
+    frame over 1,000 frames, motion / frame / switch adherence."""
+    from neuralframe.bench import video as bench
+    from neuralframe.console import console, err_console
+
+    result = bench.run(model, frames=frames, prompts=prompts, long_frames=long_frames, quick=quick,
+                       progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    console.print(f"generate {result['fps_generate']} FPS; KV cache {result['ratio_kvcache_vs_recompute']}x faster "
+                  f"than recomputing the context; peak memory {result['peak_mem_mb_100']} MB (100 frames) vs "
+                  f"{result['peak_mem_mb_1000']} MB ({result['long_run_frames']}); motion adherence "
+                  f"{result['motion_adherence']}, frame adherence {result['frame_adherence']}, switch adherence "
+                  f"{result['switch_adherence']}", highlight=False)
+    console.print(f"checks: {result['checks']}", highlight=False, markup=False)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app and turns user errors into one line and exit code 2."""
     import os

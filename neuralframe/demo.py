@@ -30,14 +30,14 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
                         [ColorResize((540, 960), "warm")], VideoFileSink(out / "pattern.mp4"))
     report = run_with_progress(pipeline, "pattern", enabled=progress)
     if progress:
-        print_pipeline_report(report, "demo 1/4: test pattern -> resize + warm grade (fused) -> H.264")
+        print_pipeline_report(report, "demo 1/5: test pattern -> resize + warm grade (fused) -> H.264")
     results["pattern"] = report.to_dict()
 
     # 2. matting on bundled media: background blur and replacement
     from neuralframe.generate.matting import demo as matting_demo
 
     if progress:
-        console.print("demo 2/4: matting a person on bundled media (blur and replace the background)")
+        console.print("demo 2/5: matting a person on bundled media (blur and replace the background)")
     results["matting"] = matting_demo.run(out, frames=60, progress=progress)
 
     # 3. the bundled motorcycle scene: the viewer with a display, else a rendered orbit
@@ -45,6 +45,9 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
 
     # 4. streaming diffusion with the bundled tiny-shapes model: a panning shapes clip restyled to a prompt
     results["diffuse"] = _diffuse_part(out, progress)
+
+    # 5. text to video with the bundled causal video model, with a prompt switch half way
+    results["generate"] = _generate_part(out, progress)
     if progress:
         console.print(f"[green]demo done[/]: outputs in [bold]{out}[/]", highlight=False)
     return results
@@ -63,17 +66,17 @@ def _scene_part(out: Path, progress: bool, window: bool | None, orbit_frames: in
         from neuralframe.viewer.app import ViewerApp, ViewerSettings
 
         if progress:
-            console.print(f"demo 3/4: opening the viewer on {path.name} (close the window or press Esc to finish)")
+            console.print(f"demo 3/5: opening the viewer on {path.name} (close the window or press Esc to finish)")
         stats = ViewerApp(scene, ViewerSettings()).run()
         return {"viewer": stats.summary()}
     from neuralframe.render.jobs import PathSettings, render_path
 
     if progress:
-        console.print(f"demo 3/4: no display, so rendering an orbit of {path.name} instead of opening the viewer")
+        console.print(f"demo 3/5: no display, so rendering an orbit of {path.name} instead of opening the viewer")
     report = render_path(scene, PathSettings(path="arc", frames=orbit_frames, width=640, height=432),
                          out / "motorcycle_orbit.mp4", progress=progress)
     if progress:
-        print_pipeline_report(report, f"demo 3/4: {path.name} orbit -> H.264")
+        print_pipeline_report(report, f"demo 3/5: {path.name} orbit -> H.264")
     return {"orbit": report.to_dict()}
 
 
@@ -83,7 +86,7 @@ def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]
 
     if not (BUNDLED / "model_index.json").is_file():
         if progress:
-            console.print("demo 4/4: skipped streaming diffusion: the bundled tiny-shapes model is not in this "
+            console.print("demo 4/5: skipped streaming diffusion: the bundled tiny-shapes model is not in this "
                           "checkout (train it with `neuralframe train tiny-shapes`)")
         return {"skipped": "no bundled tiny-shapes model"}
     from neuralframe.bench.stream import scene_frames
@@ -117,6 +120,26 @@ def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]
     pipeline = Pipeline(_Clip(), [stage], VideoFileSink(out / "restyle.mp4", fps=12.0))
     report = run_with_progress(pipeline, "restyle", enabled=progress)
     if progress:
-        print_pipeline_report(report, f"demo 4/4: streaming diffusion, '{prompt}' then '{second}' from frame "
+        print_pipeline_report(report, f"demo 4/5: streaming diffusion, '{prompt}' then '{second}' from frame "
                                       f"{frames // 2} -> restyle.mp4")
     return {"restyle": report.to_dict(), "engine": stage.summary()}
+
+
+def _generate_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]:
+    from neuralframe.console import console
+    from neuralframe.generate.video.generate import BUNDLED_VIDEO
+    from neuralframe.generate.video.product import generate_video
+
+    if not (BUNDLED_VIDEO / "transformer.safetensors").is_file():
+        if progress:
+            console.print("demo 5/5: skipped text to video: the bundled tiny-shapes-video model is not in this "
+                          "checkout (train it with `neuralframe train tiny-shapes-video`)")
+        return {"skipped": "no bundled tiny-shapes-video model"}
+    first = "a large yellow star rotating in the centre over a plain purple background"
+    second = "a large white heart rotating in the centre over a plain purple background"
+    summary = generate_video([(0, first), (frames // 2, second)], out / "generated.mp4", frames=frames,
+                             progress=progress)
+    if progress:
+        console.print(f"demo 5/5: text to video, '{first}' then '{second}' from frame {frames // 2}: "
+                      f"{summary['frames']} frames at {summary['fps']} FPS -> generated.mp4", highlight=False)
+    return summary

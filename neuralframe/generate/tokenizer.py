@@ -108,3 +108,19 @@ def load_clip_tokenizer(path: str | Path | None = None):
     if len(tok) != VOCAB_SIZE:
         raise InputError(f"tokenizer in {folder} has {len(tok)} tokens, expected {VOCAB_SIZE}")
     return tok
+
+
+def load_folder_tokenizer(folder: str | Path):
+    """A pipeline folder's `tokenizer/` (vocab.json + merges.txt, or a fast tokenizer.json), checked to hold the
+    whole CLIP vocabulary."""
+    folder = Path(folder)
+    if (folder / "vocab.json").is_file():
+        return load_clip_tokenizer(folder)
+    if not (folder / "tokenizer.json").is_file():
+        raise InputError(f"tokenizer folder {folder} has neither vocab.json + merges.txt nor tokenizer.json")
+    from transformers import CLIPTokenizerFast
+
+    tok = CLIPTokenizerFast.from_pretrained(str(folder))
+    if len(tok) != VOCAB_SIZE:
+        raise InputError(f"tokenizer in {folder} has {len(tok)} tokens, expected {VOCAB_SIZE}")
+    return tok

@@ -67,10 +67,12 @@ class VideoFileSink(Sink):
         crf: constant rate factor (lower is better quality; 18 is visually lossless).
         preset: x264 speed preset.
         threads: encoder threads (0: FFmpeg's choice).
+        fragmented: write a fragmented MP4/MOV (a keyframe and a fragment every `fps` frames), playable while
+            it grows: what a long generation job needs to be watched before it ends.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
-                 threads: int = 0):
+                 threads: int = 0, fragmented: bool = False):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_FORMATS:
             raise OutputError(
@@ -80,6 +82,7 @@ class VideoFileSink(Sink):
         self.crf = int(crf)
         self.preset = preset
         self.threads = int(threads)
+        self.fragmented = bool(fragmented)
         self.name = "encode"
         self._tmp: Path | None = None
         self._container = None
@@ -105,13 +108,19 @@ class VideoFileSink(Sink):
     def _start(self, height: int, width: int) -> None:
         import av
 
-        self._container = av.open(str(self._tmp), mode="w", format=VIDEO_FORMATS[self.path.suffix.lower()])
+        fmt = VIDEO_FORMATS[self.path.suffix.lower()]
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if self.fragmented and fmt != "matroska" \
+            else {}
+        self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width = width + (width % 2)
         stream.height = height + (height % 2)
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = 1 / self._rate
         stream.codec_context.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.fragmented:  # a keyframe (and so a fragment) about every second, no look-ahead delay
+            stream.codec_context.options = {**stream.codec_context.options, "g": str(max(1, round(float(self._rate)))),
+                                            "tune": "zerolatency"}
         if self.threads:
             stream.codec_context.thread_count = self.threads
         self._stream = stream

@@ -11,7 +11,7 @@ then the geometry (jittered position, size, angle), the caption template and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -137,6 +137,11 @@ class ShapesGenerator:
     def video(self, seed: int, split: str = "train") -> Sample:
         return self._sample(seed, split, video=True)
 
+    def video_variant(self, seed: int, split: str = "train", **changes) -> Sample:
+        """Video `seed` with some attributes changed (say `shape=`, `colour=`) and everything else (track,
+        background, caption wording) the same: the two sides of a prompt switch."""
+        return self._sample(seed, split, video=True, changes=changes)
+
     def _background(self, rng: np.random.Generator, a: Attributes) -> np.ndarray:
         n = self.config.size
         if a.background == "photo":
@@ -183,9 +188,11 @@ class ShapesGenerator:
         n = self.config.size
         return max(0, int(np.floor(c - 1.2 * r - 1))), min(n, int(np.ceil(c + 1.2 * r + 1)))
 
-    def _sample(self, seed: int, split: str, video: bool) -> Sample:
+    def _sample(self, seed: int, split: str, video: bool, changes: dict | None = None) -> Sample:
         cfg = self.config
         a, rng = self._draw(seed, split, video)
+        if changes:
+            a = replace(a, **changes)
         frames = cfg.frames if video else 1
         centres, radii, angles = self._track(rng, a, frames)
         text = caption(a, int(rng.integers(N_TEMPLATES)))

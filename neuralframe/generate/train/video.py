@@ -1,0 +1,349 @@
+"""`neuralframe train tiny-shapes-video`: the causal video model of the tiny-shapes world.
+
+    pool    captioned clips rendered by the procedural generator, encoded once with the bundled autoencoder
+            and text encoder (both frozen)                                   -> WORK/video_pool.pt
+    video   teacher forcing with noised context, in the KV cache's attention pattern -> WORK/video/
+    assemble the model folder + card                                      -> assets/models/tiny-shapes-video
+
+**Training scheme: teacher forcing with noised context.** Each training clip (12 frames) is seen twice in
+one pass: as context (every frame noised to the fixed level `context_t` = 0.25) and as targets (every
+frame at its own random level). A target frame attends to itself and to the context frames that a KV cache
+would hold when that frame is generated (the frame sink and the short window), so training and generation
+share one attention pattern. At generation the last of the four sampling steps runs exactly at
+`context_t`, and its keys/values go into the cache: no extra pass fills it, and the noise on the context
+hides the small errors of generated frames (the model never learned to trust context pixel-exact).
+
+**Prompt switches.** A quarter of the clips switch prompt at a random frame k: the video cross-fades over
+six frames from shape A to shape B (same track and background, another shape and colour), and the context
+is encoded under B's caption, as it is after a KV-recache at generation. The loss covers frames from k on.
+
+The bundled text encoder and autoencoder stay frozen: the video model reads the text encoder's hidden
+states (cross-attention) and pooled output (adaptive norm). Motion words (moving, rotating, bouncing) were
+never in the image captions, so their embeddings are the text encoder's untrained ones; they are still
+distinct tokens, and cross-attention learns what they mean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.generate.data import ShapesConfig, ShapesGenerator
+from neuralframe.generate.data.attributes import CONTRASTING
+from neuralframe.generate.data.vocab import COLOURS, SHAPES
+from neuralframe.generate.train.loop import optimizer_step, save_atomic, train_device, train_loop
+
+# the video world: the image model's world (large solid shapes over plain and gradient backgrounds) with
+# the motions that keep a shape in view however long a clip runs (rotate, bounce) or move it by one grid
+# step over a clip (left, right, up, down); "grow" is left out (it has no steady state)
+VIDEO_WORLD = ShapesConfig(size=64, frames=12, sizes=("large",), textures=("solid",),
+                           backgrounds=("plain", "gradient"),
+                           motions=("left", "right", "up", "down", "rotate", "bounce"))
+TRAIN_SEED = 300_000_000
+N_CLIPS = 8_000
+SWITCH_FRACTION = 0.25
+FADE_FRAMES = 6
+BATCH = 32
+LR = 5e-4
+CTX_LOSS_WEIGHT = 0.5
+DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
+
+
+def switch_partner(generator: ShapesGenerator, seed: int, split: str = "train") -> tuple[str, str]:
+    """A shape and colour to switch clip `seed` to: both different from its own, the colour still
+    visible on its background (seeded by the clip)."""
+    a = generator.attributes(seed, split, video=True)
+    rng = np.random.default_rng([seed, 77])
+    shapes = [s for s in generator.config.shapes if s != a.shape]
+    colours = [c for c in generator.config.colours
+               if c != a.colour and (a.background_colour is None or a.background_colour in CONTRASTING[c])]
+    if a.motion == "rotate":  # a round solid shape does not show rotation
+        shapes = [s for s in shapes if s not in ("circle", "ring")]
+    return shapes[int(rng.integers(len(shapes)))], colours[int(rng.integers(len(colours)))]
+
+
+def switch_clip(generator: ShapesGenerator, seed: int, k: int, split: str = "train", fade: int = FADE_FRAMES):
+    """Clip `seed` that switches at frame k to its partner (a cross-fade over `fade` frames).
+    Returns (pixels uint8 [T, H, W, 3], caption before, caption after, the two samples)."""
+    a = generator.video(seed, split)
+    shape, colour = switch_partner(generator, seed, split)
+    b = generator.video_variant(seed, split, shape=shape, colour=colour)
+    pa, pb = a.pixels.astype(np.float32), b.pixels.astype(np.float32)
+    w = np.clip((np.arange(len(pa)) - k + 1) / (fade + 1), 0.0, 1.0)[:, None, None, None]
+    pixels = (pa + w * (pb - pa) + 0.5).astype(np.uint8)
+    return pixels, a.caption, b.caption, a, b
+
+
+def render_clips(seeds: list[int], switch_fraction: float = SWITCH_FRACTION, config: ShapesConfig = VIDEO_WORLD):
+    """Pixels [n, T, H, W, 3], captions and switch frames (-1: none) of training clips `seeds`."""
+    gen = ShapesGenerator(config)
+    pixels, captions, switches = [], [], []
+    for s in seeds:
+        rng = np.random.default_rng([s, 11])
+        if rng.random() < switch_fraction:
+            k = int(rng.integers(1, config.frames - FADE_FRAMES))
+            p, _, caption, _, _ = switch_clip(gen, s, k)
+        else:
+            v = gen.video(s)
+            p, caption, k = v.pixels, v.caption, -1
+        pixels.append(p)
+        captions.append(caption)
+        switches.append(k)
+    return np.stack(pixels), captions, switches
+
+
+class FrozenParts:
+    """The bundled model's tokenizer, text encoder and autoencoder, frozen, on one device."""
+
+    def __init__(self, base: str | Path, device: torch.device):
+        from diffusers import AutoencoderKL
+        from transformers import CLIPTextModel
+
+        from neuralframe.generate.models.folder import check_pipeline_folder
+        from neuralframe.generate.tokenizer import load_folder_tokenizer
+
+        base = Path(base)
+        check_pipeline_folder(base)
+        self.device = device
+        self.tokenizer = load_folder_tokenizer(base / "tokenizer")
+        self.text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder").eval().requires_grad_(False).to(device)
+        self.vae = AutoencoderKL.from_pretrained(base / "vae").eval().requires_grad_(False).to(device)
+        self.scale = float(self.vae.config.scaling_factor)
+
+    @torch.no_grad()
+    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        from neuralframe.generate.tokenizer import CONTEXT_LENGTH
+
+        ids = self.tokenizer(captions, padding="max_length", max_length=CONTEXT_LENGTH, truncation=True,
+                             return_tensors="pt").input_ids.to(self.device)
+        out = self.text_encoder(ids)
+        return out.last_hidden_state, out.pooler_output
+
+    @torch.no_grad()
+    def encode_frames(self, pixels_uint8: np.ndarray) -> torch.Tensor:
+        """uint8 [n, H, W, 3] -> scaled latent means [n, C, h, w]."""
+        from neuralframe.generate.train.batches import to_model_range
+
+        x = to_model_range(pixels_uint8).to(self.device)
+        return self.vae.encode(x).latent_dist.mean * self.scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Scaled latents [n, C, h, w] -> uint8 [n, H, W, 3]."""
+        from neuralframe.generate.train.batches import to_uint8
+
+        return to_uint8(self.vae.decode(latents.to(self.device) / self.scale).sample.cpu())
+
+
+def _render_chunk(args):
+    seeds, switch_fraction = args
+    return render_clips(seeds, switch_fraction)
+
+
+@torch.no_grad()
+def build_pool(parts: FrozenParts, n_clips: int, first_seed: int = TRAIN_SEED, workers: int = 1,
+               chunk: int = 500, switch_fraction: float = SWITCH_FRACTION,
+               progress: Callable[[int, int], None] | None = None) -> dict:
+    """Latents [n, T, C, h, w] (float16), text hidden states and pooled outputs, switch frames."""
+    chunks = [(list(range(first_seed + i, first_seed + min(i + chunk, n_clips))), switch_fraction)
+              for i in range(0, n_clips, chunk)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(workers)
+        results = pool.imap(_render_chunk, chunks)
+    else:
+        pool, results = None, map(_render_chunk, chunks)
+    lat, hid, pooled, sw = [], [], [], []
+    done = 0
+    try:
+        for pixels, captions, switches in results:
+            n, t = pixels.shape[:2]
+            z = torch.cat([parts.encode_frames(p) for p in np.array_split(pixels.reshape(n * t, *pixels.shape[2:]),
+                                                                          max(1, n * t // 2048))])
+            lat.append(z.view(n, t, *z.shape[1:]).half())
+            h, p = parts.encode_text(captions)
+            hid.append(h.half())
+            pooled.append(p.half())
+            sw.append(torch.tensor(switches))
+            done += n
+            if progress is not None:
+                progress(done, n_clips)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    empty_hidden, empty_pooled = parts.encode_text([""])
+    return {"latents": torch.cat(lat), "hidden": torch.cat(hid), "pooled": torch.cat(pooled),
+            "switch": torch.cat(sw).to(parts.device), "empty_hidden": empty_hidden.half(),
+            "empty_pooled": empty_pooled.half()}
+
+
+def sample_levels(b: int, t: int, steps: tuple[float, ...], device, generator=None) -> torch.Tensor:
+    """Noise levels of target frames: half uniform in (0, 1], half the sampler's own levels."""
+    u = torch.rand(b, t, device=device, generator=generator).clamp_min(1e-3)
+    levels = torch.tensor(steps, device=device)
+    pick = levels[torch.randint(0, len(steps), (b, t), device=device, generator=generator)]
+    use = torch.rand(b, t, device=device, generator=generator) < 0.5
+    return torch.where(use, pick, u)
+
+
+def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[torch.Tensor, dict]:
+    """Flow-matching loss of one batch of pool clips `idx` (targets and context predictions)."""
+    cfg = model.config
+    x0 = pool["latents"][idx].float()  # [B, T, C, h, w]
+    b, t = x0.shape[:2]
+    dev = x0.device
+    hidden, pooled = pool["hidden"][idx].float(), pool["pooled"][idx].float()
+    if "empty_hidden" in pool:
+        drop = torch.rand(b, device=dev, generator=generator) < DROP_CAPTION
+        hidden = torch.where(drop[:, None, None], pool["empty_hidden"].float(), hidden)
+        pooled = torch.where(drop[:, None], pool["empty_pooled"].float(), pooled)
+    text = model.text_condition(hidden, pooled)
+    ids = list(range(t))
+    n_ctx = torch.randn(x0.shape, device=dev, generator=generator)
+    ctx = (1 - cfg.context_t) * x0 + cfg.context_t * n_ctx
+    levels = sample_levels(b, t, cfg.steps, dev, generator)
+    n_q = torch.randn(x0.shape, device=dev, generator=generator)
+    lv = levels[:, :, None, None, None]
+    xt = (1 - lv) * x0 + lv * n_q
+    v_ctx, v_q, _ = model.forward_streams(ctx, ids, text, xt, ids, levels)
+    # frames before a switch are only context for the frames after it
+    k = pool["switch"][idx].clamp_min(0)
+    weight = (torch.arange(t, device=dev)[None] >= k[:, None]).float()  # [B, T]
+    err_q = ((v_q.float() - (n_q - x0)) ** 2).mean((2, 3, 4))
+    err_c = ((v_ctx.float() - (n_ctx - x0)) ** 2).mean((2, 3, 4))
+    denom = weight.sum().clamp_min(1.0)
+    loss_q = (err_q * weight).sum() / denom
+    loss_c = (err_c * weight).sum() / denom
+    return loss_q + CTX_LOSS_WEIGHT * loss_c, {"loss": float(loss_q.detach()), "loss_ctx": float(loss_c.detach())}
+
+
+def train_video(work: Path, base: str | Path, seconds: float | None, steps: int | None, resume: bool,
+                progress: Callable[[dict], None] | None = None, n_clips: int = N_CLIPS, workers: int = 1,
+                config=None, batch: int = BATCH, init_from: dict | None = None) -> dict:
+    """Build (or load) the clip pool, train the model, save WORK/video/ (EMA weights). Returns metrics.
+    `init_from`: float32 weights of an earlier run ("model.*" and "ema.*") to continue from, with a fresh
+    optimizer."""
+    from neuralframe.generate.train.t2i import EMA
+    from neuralframe.generate.video.model import CausalVideoTransformer, VideoConfig
+
+    work = Path(work)
+    device = train_device()
+    parts = FrozenParts(base, device)
+    pool_path = work / "video_pool.pt"
+    started = time.time()
+    pool = None
+    if pool_path.exists():
+        pool = torch.load(pool_path, map_location=device, weights_only=False)
+        if len(pool["latents"]) < n_clips or "empty_hidden" not in pool:
+            pool = None
+    if pool is None:
+        pool = build_pool(parts, n_clips, workers=workers,
+                          progress=None if progress is None else
+                          (lambda d, n: progress({"stage": "pool", "step": d, "steps": n, "progress": d / n})))
+        save_atomic({k: v.cpu() for k, v in pool.items()}, pool_path)
+    pool_seconds = time.time() - started
+    pool = {k: (v if k.startswith("empty") else v[:n_clips]) for k, v in pool.items()}
+
+    model = CausalVideoTransformer(config or VideoConfig()).to(device)
+    if init_from:
+        model.load_state_dict({k[6:]: v for k, v in init_from.items() if k.startswith("model.")})
+    ema = EMA(model)
+    if init_from:
+        ema.module.load_state_dict({k[4:]: v for k, v in init_from.items() if k.startswith("ema.")})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.99))
+    g = torch.Generator(device=device).manual_seed(0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+
+    def step_fn(step: int) -> dict:
+        idx = torch.randint(0, len(pool["latents"]), (batch,), device=device, generator=g)
+        with autocast:
+            loss, metrics = video_loss(model, pool, idx, g)
+        optimizer_step(optimizer, loss, model.parameters())
+        ema.update(model, step)
+        return metrics
+
+    result = train_loop("video", {"model": model, "ema": ema.module}, optimizer, step_fn,
+                        work / "checkpoints" / "video.pt", seconds, steps, resume, LR, progress)
+    ema.module.save(work / "video")
+    metrics = {"steps": result.steps, "seconds": round(result.seconds, 1), "pool_seconds": round(pool_seconds, 1),
+               "clips": n_clips, "batch": batch, "parameters": sum(p.numel() for p in model.parameters()),
+               **{k: round(v, 5) for k, v in result.metrics.items()}}
+    (work / "video" / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_prompts: int = 100,
+                   progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write the model folder OUT (config.json, transformer.safetensors, card.json with the training runs and
+    the held-out metrics), through a temporary folder renamed into place."""
+    import shutil
+    import tempfile
+
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.train.tiny_shapes import machine
+    from neuralframe.generate.video.evaluate import evaluate_video
+    from neuralframe.generate.video.generate import CausalVideoGenerator
+
+    work, out = Path(work), Path(out)
+    src = work / "video"
+    if not (src / "transformer.safetensors").is_file():
+        raise InputError(f"no trained video model in {src}: run `neuralframe train tiny-shapes-video` first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        for name in ("config.json", "transformer.safetensors"):
+            shutil.copy2(src / name, tmp / name)
+        base_rel = Path(os.path.relpath(Path(base).resolve(), out.resolve()))
+        runs = json.loads((work / "video_runs.json").read_text()) if (work / "video_runs.json").is_file() else []
+        card = {
+            "name": out.name,
+            "description": "A causal text-to-video diffusion transformer over the tiny-shapes autoencoder's latents "
+                           "(64x64 frames): frame by frame with a KV cache holding a frame sink and a short window, "
+                           "4 network evaluations per frame, KV-recache on prompt switches.",
+            "trained_by": "neuralframe's own code (neuralframe.generate.train.video); no pretrained weights",
+            "base": str(base_rel),
+            "data": f"neuralframe.generate.data.ShapesGenerator videos ('train' split) of {VIDEO_WORLD.frames} frames: "
+                    f"motions {', '.join(VIDEO_WORLD.motions)}; shapes, colours, sizes and backgrounds of the "
+                    f"tiny-shapes world; {int(SWITCH_FRACTION * 100)}% of clips switch prompt with a "
+                    f"{FADE_FRAMES}-frame cross-fade",
+            "training_scheme": "teacher forcing with noised context (see neuralframe/generate/train/video.py)",
+            "retrain": "neuralframe train tiny-shapes-video",
+            "fps": 8,
+            "runs": runs,
+            "command": command,
+        }
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        gen = CausalVideoGenerator(tmp)
+        card["metrics"] = evaluate_video(gen, ShapeClassifier.load(), prompts=eval_prompts, progress=progress)
+        card["metrics"]["device"] = "cpu"
+        card["metrics"]["threads"] = torch.get_num_threads()
+        card["metrics"]["machine"] = machine()
+        card["size_mb"] = round(sum(f.stat().st_size for f in tmp.iterdir()) / 1e6, 2)
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return card
+
+
+def record_run(work: Path, metrics: dict, command: str) -> None:
+    """Append one training run (its command, budget spent and machine) to WORK/video_runs.json."""
+    from neuralframe.generate.train.tiny_shapes import machine
+
+    path = Path(work) / "video_runs.json"
+    runs = json.loads(path.read_text()) if path.is_file() else []
+    runs.append({"command": command, "machine": machine(), **metrics})
+    path.write_text(json.dumps(runs, indent=2))

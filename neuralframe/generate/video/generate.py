@@ -1,0 +1,216 @@
+"""Text to video of any length, one frame at a time, with the causal video model and its KV cache.
+
+    gen = CausalVideoGenerator()                                  # assets/models/tiny-shapes-video
+    for image in gen.frames([(0, "a large red star rotating in the centre over a plain blue background"),
+                             (24, "a large green heart rotating in the centre over a plain blue background")],
+                            n_frames=48, seed=0):
+        ...                                                         # uint8 [64, 64, 3], as soon as it is made
+
+Per frame: `len(steps)` network evaluations (4), each attending to the frames the `KVCache` holds (a frame
+sink and a short window), then the frame's keys/values from the last evaluation go into the cache. Memory
+and time per frame stay flat however long the video runs. On a prompt switch the held frames' keys and
+values are recomputed under the new prompt (KV-recache, sink included) before the next frame.
+
+`use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
+earlier frame together with the current one, each attending to its own sink and window as it did when it
+was made (a frame's keys in layer 2 depend on what it attended to in layer 1, so the held frames alone are
+not enough to reproduce them). It makes the same video as the cache at a cost that grows with its length;
+`bench video` times the two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.generate.caches.kv_cache import KVCache
+from neuralframe.generate.video.model import CausalVideoTransformer
+
+BUNDLED_VIDEO = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes-video"
+
+
+def parse_schedule(prompt: str | None, scheduled: Sequence[str] | None) -> list[tuple[int, str]]:
+    """The prompt schedule from the positional prompt and `--prompt "TEXT:FRAME"` options, sorted by frame.
+    The positional prompt starts at frame 0; a scheduled prompt without ':FRAME' also means frame 0."""
+    items: list[tuple[int, str]] = []
+    if prompt:
+        items.append((0, prompt))
+    for spec in scheduled or ():
+        text, sep, frame = spec.rpartition(":")
+        if sep and frame.strip().isdigit() and text.strip():
+            items.append((int(frame), text.strip()))
+        elif sep and not frame.strip().isdigit() and frame.strip().lstrip("-").isdigit():
+            raise InputError(f"--prompt '{spec}': the frame must be a non-negative whole number")
+        else:
+            items.append((0, spec.strip()))
+    if not items:
+        raise InputError("no prompt: give one, e.g. neuralframe generate \"a large red star rotating in the centre "
+                         "over a plain blue background\" -o out.mp4")
+    items.sort(key=lambda x: x[0])
+    if items[0][0] != 0:
+        raise InputError(f"the first prompt starts at frame {items[0][0]}: one must start at frame 0 "
+                         "(give the prompt without ':FRAME', or with ':0')")
+    frames = [f for f, _ in items]
+    if len(set(frames)) != len(frames):
+        raise InputError(f"two prompts start at the same frame ({sorted(frames)}): give each its own frame")
+    return items
+
+
+class CausalVideoGenerator:
+    """The bundled causal video model with its base model's text encoder and autoencoder (see module docs).
+
+    Args:
+        folder: the video model folder (config.json, transformer.safetensors, card.json naming its base).
+        device: "cpu" or "cuda".
+        tiny_vae: decode with the base model's tiny autoencoder (faster, a little softer).
+    """
+
+    supports_schedule = True
+
+    def __init__(self, folder: str | os.PathLike = BUNDLED_VIDEO, device: str = "cpu", tiny_vae: bool = False,
+                 guidance: float | None = None, stochastic: bool | None = None):
+        folder = Path(folder)
+        if folder == BUNDLED_VIDEO and not folder.is_dir():
+            raise InputError(f"the bundled tiny-shapes-video model is not in this checkout ({folder} is missing): "
+                             "train it with `neuralframe train tiny-shapes-video`, or pass --model")
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such model folder; pass the video model folder with --model")
+        self.folder = folder
+        self.device = torch.device(device)
+        self.model = CausalVideoTransformer.load(folder).to(self.device)
+        self.config = self.model.config
+        if abs(self.config.steps[-1] - self.config.context_t) > 1e-6:
+            raise InputError(f"{folder}: config.json's last step {self.config.steps[-1]} must be its context "
+                             f"level {self.config.context_t}")
+        card = self._card()
+        base = Path(card.get("base", "../tiny-shapes"))
+        self.base = base if base.is_absolute() else (folder / base).resolve()
+        from neuralframe.generate.train.video import FrozenParts
+
+        self.parts = FrozenParts(self.base, self.device)
+        self.fps = float(card.get("fps", 8))
+        defaults = card.get("defaults", {})
+        # classifier-free guidance of the first frame (no context yet), and fresh noise at each step
+        self.guidance = float(guidance if guidance is not None else defaults.get("first_frame_guidance", 1.0))
+        self.stochastic = bool(stochastic if stochastic is not None else defaults.get("stochastic", True))
+        self._empty = None
+        self.size = int(self.parts.vae.config.sample_size)
+        self.tiny = None
+        if tiny_vae:
+            from neuralframe.generate.models.folder import load_tiny_vae
+
+            self.tiny = load_tiny_vae(self.base).to(self.device)
+        self.evaluations = 0  # network evaluations, counted
+
+    def _card(self) -> dict:
+        path = self.folder / "card.json"
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{path}: unreadable ({e}); the model folder is damaged") from None
+
+    @torch.no_grad()
+    def text(self, prompt: str):
+        hidden, pooled = self.parts.encode_text([prompt])
+        return self.model.text_condition(hidden.float(), pooled.float())
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        if self.tiny is None:
+            return self.parts.decode(latents)
+        from neuralframe.generate.train.batches import to_uint8
+
+        # the tiny decoder reads the scaled latents the model makes (its own scaling factor is 1)
+        return to_uint8(self.tiny.decode(latents / self.tiny.config.scaling_factor).sample.cpu())
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.depth, self.config.sink, self.config.window)
+
+    @torch.no_grad()
+    def latents(self, schedule: Sequence[tuple[int, str]], n_frames: int, seed: int = 0, use_cache: bool = True,
+                cache: KVCache | None = None) -> Iterator[torch.Tensor]:
+        """Latents [1, C, h, w] of frames 0..n_frames-1, one at a time (see the module docstring)."""
+        if n_frames < 1:
+            raise InputError(f"--frames must be at least 1, got {n_frames}")
+        cfg, model = self.config, self.model
+        schedule = sorted(schedule)
+        if not schedule or schedule[0][0] != 0:
+            raise InputError("a prompt schedule needs a prompt at frame 0")
+        switches = dict(schedule)
+        g = torch.Generator(device=self.device).manual_seed(int(seed))
+        shape = (1, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+        cache = cache if cache is not None else self.new_cache()
+        cache.reset()
+        held_inputs: dict[int, torch.Tensor] = {}  # the last step's input of frames kept (recache / recompute)
+        text = None
+        for f in range(n_frames):
+            if f in switches:
+                text = self.text(switches[f])
+                if f and use_cache and len(cache):
+                    self._recache(cache, held_inputs, text)
+            x0 = eps = None
+            guided = f == 0 and self.guidance != 1.0
+            for i, t in enumerate(cfg.steps):
+                noise = torch.randn(shape, generator=g, device=self.device)
+                if x0 is not None and not self.stochastic:
+                    noise = eps  # the predicted noise carried on (deterministic, DDIM-like)
+                x = noise if x0 is None else (1 - t) * x0 + t * noise
+                last = i == len(cfg.steps) - 1
+                if use_cache:
+                    out = model.step(x, t, text, cache, frame=f, return_kv=last)
+                    v, kv = out if last else (out, None)
+                else:
+                    earlier = sorted(held_inputs)
+                    ctx = torch.stack([held_inputs[j] for j in earlier], 1) if earlier else None
+                    v = self._recompute(x, t, f, text, ctx, earlier)
+                self.evaluations += 1
+                if guided:
+                    v_u = model.step(x, t, self._empty_text(), None, frame=f)
+                    self.evaluations += 1
+                    v = v_u + self.guidance * (v - v_u)
+                x0 = x - t * v
+                eps = x0 + v
+            held_inputs[f] = x
+            if use_cache:  # only the held frames' inputs are kept (for a KV-recache)
+                cache.append(f, kv)
+                for j in set(held_inputs) - set(cache.frames):
+                    del held_inputs[j]
+            yield x0
+
+    def _empty_text(self):
+        if self._empty is None:
+            self._empty = self.text("")
+        return self._empty
+
+    def _recompute(self, x, t, frame, text, ctx, held):
+        if ctx is None:
+            return self.model.step(x, t, text, None, frame=frame)
+        _, v, _ = self.model.forward_streams(ctx, held, text, x[:, None], [frame],
+                                             torch.full((1, 1), float(t), device=x.device))
+        return v[:, 0]
+
+    def _recache(self, cache: KVCache, held_inputs: dict[int, torch.Tensor], text) -> None:
+        held = cache.frames
+        xs = torch.stack([held_inputs[f] for f in held], 1)
+        _, _, kvs = self.model.forward_streams(xs, held, text)
+        self.evaluations += len(held)
+        fresh = [[(k[:, p], v[:, p]) for k, v in kvs] for p in range(len(held))]
+        cache.recache(lambda frames: fresh, include_sink=True)
+
+    def frames(self, schedule: Sequence[tuple[int, str]], n_frames: int, seed: int = 0, use_cache: bool = True,
+               progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+        """uint8 RGB frames [H, W, 3], each as soon as it is generated."""
+        for f, z in enumerate(self.latents(schedule, n_frames, seed, use_cache)):
+            image = self.decode(z)[0]
+            if progress is not None:
+                progress(f + 1, n_frames)
+            yield image
+

@@ -1,0 +1,66 @@
+"""`neuralframe train tiny-shapes-video` end to end on a tiny budget: the pool, the training loop with its
+checkpoint and resume, and the assembled folder that `generate` reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuralframe.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ROOT / "assets" / "models" / "tiny-shapes"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from neuralframe.generate.train.video import record_run, train_video
+    from neuralframe.generate.video.model import VideoConfig
+
+    work = tmp_path_factory.mktemp("video-work")
+    config = VideoConfig(dim=32, depth=1, heads=2)
+    metrics = train_video(work, BASE, None, 2, False, n_clips=8, batch=2, config=config)
+    record_run(work, metrics, "neuralframe train tiny-shapes-video --steps 2")
+    return work, metrics
+
+
+def test_training_writes_a_model_and_resumes_from_its_checkpoint(trained):
+    from neuralframe.generate.train.video import train_video
+    from neuralframe.generate.video.model import VideoConfig
+
+    work, metrics = trained
+    assert metrics["steps"] == 2 and np.isfinite(metrics["loss"])
+    assert (work / "video" / "transformer.safetensors").is_file()
+    pool = __import__("torch").load(work / "video_pool.pt", weights_only=False)
+    assert tuple(pool["latents"].shape) == (8, 12, 4, 8, 8)  # 8 clips of 12 frames of 8x8x4 latents
+    more = train_video(work, BASE, None, 3, True, n_clips=8, batch=2, config=VideoConfig(dim=32, depth=1, heads=2))
+    assert more["steps"] == 3  # continued from step 2, not from 0
+
+
+def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
+    from neuralframe.generate.train.video import assemble_video
+    from neuralframe.generate.video.generate import CausalVideoGenerator
+
+    work, _ = trained
+    out = tmp_path / "tiny-shapes-video"
+    card = assemble_video(work, out, BASE, "neuralframe train tiny-shapes-video --stage assemble", eval_prompts=2)
+    saved = json.loads((out / "card.json").read_text())
+    assert saved["metrics"] == card["metrics"]
+    for key in ("motion_adherence", "frame_adherence", "switch_adherence", "switch_jump_ratio_median"):
+        assert 0 <= saved["metrics"][key] <= 100
+    assert saved["runs"][0]["command"].startswith("neuralframe train")
+    assert (out / Path(saved["base"])).resolve() == BASE.resolve()
+    frames = list(CausalVideoGenerator(out).frames([(0, "a large red star rotating in the centre")], 3))
+    assert len(frames) == 3 and frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_assemble_without_training_is_one_line(tmp_path):
+    from neuralframe.generate.train.video import assemble_video
+
+    with pytest.raises(InputError, match="train tiny-shapes-video"):
+        assemble_video(tmp_path, tmp_path / "out", BASE, "x")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,175 @@
+"""The causal video model's mechanics on small random-weight models: the KV-cache path computes what the
+whole sequence computes, memory stays flat, prompt switches recache, the training loss runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuralframe.errors import InputError
+from neuralframe.generate.caches.kv_cache import KVCache
+from neuralframe.generate.video.generate import parse_schedule
+from neuralframe.generate.video.model import CausalVideoTransformer, VideoConfig, context_frames, offset_class
+
+
+def _random_model(**kw) -> CausalVideoTransformer:
+    torch.manual_seed(0)
+    model = CausalVideoTransformer(VideoConfig(dim=32, depth=2, heads=2, **kw)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if (p == 0).all():  # zero-initialised layers would hide mistakes
+                p.normal_(0, 0.1)
+    return model
+
+
+def _text(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return model.text_condition(torch.randn(1, 77, 64, generator=g), torch.randn(1, 64, generator=g))
+
+
+def test_the_cache_holds_the_sink_and_the_window():
+    assert context_frames(0, 1, 4) == []
+    assert context_frames(3, 1, 4) == [0, 1, 2]
+    assert context_frames(9, 1, 4) == [0, 5, 6, 7, 8]
+    assert [offset_class(9, j, 4) for j in context_frames(9, 1, 4)] == [5, 4, 3, 2, 1]  # 5: the far sink
+    assert offset_class(2, 0, 4) == 2  # a sink frame still within the window keeps its distance
+
+
+def test_frame_by_frame_with_the_kv_cache_equals_the_whole_sequence_at_once():
+    model = _random_model()
+    text = _text(model)
+    xs = torch.randn(1, 10, 4, 8, 8)
+    with torch.no_grad():
+        whole, _, _ = model.forward_streams(xs, list(range(10)), text)
+        cache = KVCache(2, sink=1, window=4)
+        for f in range(10):
+            v, kv = model.step(xs[:, f], model.config.context_t, text, cache, frame=f, return_kv=True)
+            assert torch.allclose(v, whole[:, f], atol=1e-5), f"frame {f}"
+            cache.append(f, kv)
+    assert cache.frames == [0, 6, 7, 8, 9]
+
+
+def test_attention_is_causal():
+    """Changing frame 8 changes frame 9 (it attends to it) and none of frames 0..7."""
+    model = _random_model()
+    text = _text(model)
+    xs = torch.randn(1, 10, 4, 8, 8)
+    with torch.no_grad():
+        base, _, _ = model.forward_streams(xs, list(range(10)), text)
+        near = xs.clone()
+        near[:, 8] += 5.0
+        out, _, _ = model.forward_streams(near, list(range(10)), text)
+    assert not torch.allclose(out[:, 9], base[:, 9], atol=1e-4)
+    assert torch.allclose(out[:, :8], base[:, :8], atol=1e-6)
+
+
+class _Parts:
+    """Stand-in for the frozen text encoder and autoencoder: deterministic text features, identity decode."""
+
+    scale = 1.0
+
+    def encode_text(self, captions):
+        g = torch.Generator().manual_seed(sum(map(ord, captions[0])))
+        return torch.randn(1, 77, 64, generator=g), torch.randn(1, 64, generator=g)
+
+    def decode(self, z):
+        return ((z[:, :3].clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _generator(model):
+    from neuralframe.generate.video.generate import CausalVideoGenerator
+
+    gen = CausalVideoGenerator.__new__(CausalVideoGenerator)
+    gen.model, gen.config, gen.device = model, model.config, torch.device("cpu")
+    gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
+    gen.guidance, gen.stochastic, gen._empty = 1.0, True, None
+    return gen
+
+
+def test_memory_is_flat_however_long_the_video_runs():
+    gen = _generator(_random_model())
+    cache = gen.new_cache()
+    addresses = set()
+    for f, _ in enumerate(gen.latents([(0, "a large red star rotating in the centre")], 300, cache=cache)):
+        if f >= 1:
+            addresses.add(cache._keys.data_ptr())
+        assert len(cache) == min(f + 1, 5)
+    assert len(addresses) == 1  # one storage, allocated by the first frame, never re-allocated
+    assert gen.evaluations == 300 * 4
+
+
+def test_a_prompt_switch_keeps_the_frames_before_it_and_changes_the_ones_after():
+    gen = _generator(_random_model())
+    a = "a large red star rotating in the centre over a plain blue background"
+    b = "a large green heart rotating in the centre over a plain blue background"
+    plain = torch.cat(list(gen.latents([(0, a)], 12, seed=3)))
+    switched = torch.cat(list(gen.latents([(0, a), (6, b)], 12, seed=3)))
+    assert torch.equal(plain[:6], switched[:6])
+    assert not torch.allclose(plain[6:], switched[6:], atol=1e-3)
+
+
+def test_without_a_cache_recomputing_all_context_makes_the_same_video():
+    gen = _generator(_random_model())
+    cached = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1)))
+    recomputed = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1, use_cache=False)))
+    # long past the window: the cache stores exactly what recomputing every earlier frame gives
+    assert torch.allclose(cached, recomputed, atol=1e-4)
+
+
+def test_prompt_schedules_parse_and_bad_ones_say_why():
+    assert parse_schedule("a", ["b:24", "c:8"]) == [(0, "a"), (8, "c"), (24, "b")]
+    assert parse_schedule(None, ["a star: red"]) == [(0, "a star: red")]  # a colon inside the text is text
+    with pytest.raises(InputError, match="frame 0"):
+        parse_schedule(None, ["b:5"])
+    with pytest.raises(InputError, match="same frame"):
+        parse_schedule("a", ["b:0"])
+    with pytest.raises(InputError, match="no prompt"):
+        parse_schedule(None, None)
+
+
+def test_switch_clips_cross_fade_from_one_shape_to_another():
+    from neuralframe.generate.data import ShapesGenerator
+    from neuralframe.generate.train.video import FADE_FRAMES, VIDEO_WORLD, switch_clip
+
+    gen = ShapesGenerator(VIDEO_WORLD)
+    pixels, before, after, a, b = switch_clip(gen, 5, k=3)
+    assert np.array_equal(pixels[:3], a.pixels[:3])
+    assert np.array_equal(pixels[3 + FADE_FRAMES:], b.pixels[3 + FADE_FRAMES:])
+    steps = np.abs(np.diff(pixels.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    jump = np.abs(a.pixels[3].astype(np.float32) - b.pixels[3]).mean()
+    assert steps[2] < 0.5 * jump  # the switch is spread over the fade, not one cut
+    assert a.attributes.shape != b.attributes.shape and a.attributes.colour != b.attributes.colour
+    assert np.allclose(a.centres, b.centres)  # same track
+    assert before != after and before.split()[-6:] == after.split()[-6:]  # same motion and background words
+
+
+def test_the_training_loss_runs_and_falls_on_a_tiny_pool():
+    from neuralframe.generate.train.video import video_loss
+
+    torch.manual_seed(0)
+    model = CausalVideoTransformer(VideoConfig(dim=32, depth=1, heads=2))
+    g = torch.Generator().manual_seed(0)
+    # each clip repeats one random frame: later frames are predictable from the context
+    pool = {"latents": torch.randn(4, 1, 4, 8, 8, generator=g).expand(4, 12, 4, 8, 8).half(), "hidden": torch.randn(4, 77, 64).half(),
+            "pooled": torch.randn(4, 64).half(), "switch": torch.tensor([-1, -1, 3, -1])}
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    idx = torch.arange(4)
+    losses = []
+    for _ in range(40):
+        loss, metrics = video_loss(model, pool, idx, torch.Generator().manual_seed(1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(metrics["loss"])
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def test_a_damaged_model_folder_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        CausalVideoTransformer.load(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "transformer.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="unreadable"):
+        CausalVideoTransformer.load(tmp_path)
