@@ -842,6 +842,9 @@ def train_tiny_shapes_video(
                                             "across resumes)."),
     steps: Optional[int] = typer.Option(None, help="Training step budget (total across resumes)."),
     resume: bool = typer.Option(False, help="Continue from WORK/checkpoints/video.pt."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from the weights of a video model "
+                                            "folder (e.g. assets/models/tiny-shapes-video) with a fresh optimizer: "
+                                            "continue the bundled model without its training checkpoint."),
     clips: int = typer.Option(8_000, min=1, help="Training clips rendered and encoded once into WORK's pool."),
     batch: int = typer.Option(32, min=1, help="Clips per step."),
     workers: int = typer.Option(1, min=1, help="Processes rendering the clip pool."),
@@ -868,7 +871,7 @@ def train_tiny_shapes_video(
                 bar.update(completed=int(1000 * p["progress"]),
                            rate=f"{p['stage']} {p['step']}" + (f" loss {p['loss']:.4g}" if "loss" in p else ""))
             results["train"] = train_video(Path(work), base, seconds, steps, resume, report, n_clips=clips,
-                                           workers=workers, batch=batch)
+                                           workers=workers, batch=batch, init_from=init_from)
         record_run(Path(work), results["train"], command)
         if not as_json:
             console.print("train: " + ", ".join(f"{k} {v}" for k, v in results["train"].items()), highlight=False)

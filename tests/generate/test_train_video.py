@@ -46,16 +46,27 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
 
     work, _ = trained
     out = tmp_path / "tiny-shapes-video"
-    card = assemble_video(work, out, BASE, "neuralframe train tiny-shapes-video --stage assemble", eval_prompts=2)
+    card = assemble_video(work, out, BASE, "neuralframe train tiny-shapes-video --stage assemble", eval_prompts=2,
+                          tune_prompts=2)
     saved = json.loads((out / "card.json").read_text())
     assert saved["metrics"] == card["metrics"]
     for key in ("motion_adherence", "frame_adherence", "switch_adherence", "switch_jump_ratio_median"):
         assert 0 <= saved["metrics"][key] <= 100
     assert saved["runs"][0]["command"].startswith("neuralframe train")
+    sweep, best = saved["sampling_sweep_tuning_prompts"], saved["defaults"]
+    chosen = [e for e in sweep if e["first_frame_guidance"] == best["first_frame_guidance"]
+              and e["stochastic"] == best["stochastic"]]
+    unguided = [e["score"] for e in sweep if e["first_frame_guidance"] == 1.0]  # 4 evaluations per frame
+    assert len(sweep) == 6 and chosen[0]["score"] == max(unguided)  # the best of those on the tuning prompts
+    loaded = CausalVideoGenerator(out)
+    assert (loaded.guidance, loaded.stochastic) == (best["first_frame_guidance"], best["stochastic"])  # and used
     assert (out / Path(saved["base"])).resolve() == BASE.resolve()
     frames = list(CausalVideoGenerator(out).frames([(0, "a large red star rotating in the centre")], 3))
     assert len(frames) == 3 and frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
     assert not list(tmp_path.glob(".*partial*"))
+    from PIL import Image
+
+    assert Image.open(out / saved["preview"]["file"]).size == (12 * 128, 5 * 128)  # 4 clips + a switch, 12 frames
 
 
 def test_assemble_without_training_is_one_line(tmp_path):
@@ -64,3 +75,29 @@ def test_assemble_without_training_is_one_line(tmp_path):
     with pytest.raises(InputError, match="train tiny-shapes-video"):
         assemble_video(tmp_path, tmp_path / "out", BASE, "x")
     assert not (tmp_path / "out").exists()
+
+
+def test_training_can_start_from_a_model_folder(trained, tmp_path):
+    """--init-from: a later run continues a model folder's weights (the bundled model has no checkpoint)."""
+    from neuralframe.generate.train.video import train_video
+    from neuralframe.generate.video.model import CausalVideoTransformer
+
+    work, _ = trained
+    start = CausalVideoTransformer.load(work / "video")
+    fresh = tmp_path / "work"
+    fresh.mkdir()
+    (fresh / "video_pool.pt").symlink_to(work / "video_pool.pt")
+    metrics = train_video(fresh, BASE, None, 1, False, n_clips=8, batch=2, init_from=work / "video")
+    after = CausalVideoTransformer.load(fresh / "video")
+    assert metrics["steps"] == 1 and after.config == start.config
+    # one small step from the folder's weights, not a fresh initialisation (random weights of +-0.18 at dim 32)
+    diff = max((a - b).abs().max().item() for a, b in zip(after.state_dict().values(), start.state_dict().values()))
+    assert 0 < diff < 0.05
+
+
+def test_init_from_a_missing_folder_is_one_line(tmp_path):
+    from neuralframe.generate.train.video import train_video
+
+    with pytest.raises(InputError, match="config.json"):
+        train_video(tmp_path, BASE, None, 1, False, n_clips=8, batch=2, init_from=tmp_path / "nothing")
+    assert not list(tmp_path.iterdir())

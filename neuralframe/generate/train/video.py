@@ -53,6 +53,8 @@ FADE_FRAMES = 6
 BATCH = 32
 LR = 5e-4
 CTX_LOSS_WEIGHT = 0.5
+FIRST_FRAME_WEIGHT = 4.0
+MOTION_WEIGHT = 4.0
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
 
 
@@ -218,7 +220,15 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     # frames before a switch are only context for the frames after it
     k = pool["switch"][idx].clamp_min(0)
     weight = (torch.arange(t, device=dev)[None] >= k[:, None]).float()  # [B, T]
-    err_q = ((v_q.float() - (n_q - x0)) ** 2).mean((2, 3, 4))
+    # the first frame has no context: it is a text-to-image problem, the hardest of the clip, and every later
+    # frame copies what it drew, so it weighs more
+    weight[:, 0] *= FIRST_FRAME_WEIGHT
+    # motion is a small change between frames that copying the context already gets nearly right: latent
+    # pixels that change from the previous frame weigh more, so the loss does not drown it
+    change = torch.zeros_like(x0[:, :, :1])
+    change[:, 1:] = (x0[:, 1:] - x0[:, :-1]).abs().mean(2, keepdim=True)
+    pixel_w = 1.0 + MOTION_WEIGHT * change
+    err_q = ((v_q.float() - (n_q - x0)) ** 2 * pixel_w).mean((2, 3, 4)) / pixel_w.mean((2, 3, 4))
     err_c = ((v_ctx.float() - (n_ctx - x0)) ** 2).mean((2, 3, 4))
     denom = weight.sum().clamp_min(1.0)
     loss_q = (err_q * weight).sum() / denom
@@ -228,15 +238,16 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
 
 def train_video(work: Path, base: str | Path, seconds: float | None, steps: int | None, resume: bool,
                 progress: Callable[[dict], None] | None = None, n_clips: int = N_CLIPS, workers: int = 1,
-                config=None, batch: int = BATCH, init_from: dict | None = None) -> dict:
+                config=None, batch: int = BATCH, init_from: str | Path | None = None) -> dict:
     """Build (or load) the clip pool, train the model, save WORK/video/ (EMA weights). Returns metrics.
-    `init_from`: float32 weights of an earlier run ("model.*" and "ema.*") to continue from, with a fresh
-    optimizer."""
+    `init_from`: a video model folder (the bundled one, say) whose weights and config the model and its EMA
+    start from, with a fresh optimizer: how a later run continues the bundled model without its checkpoint."""
     from neuralframe.generate.train.t2i import EMA
     from neuralframe.generate.video.model import CausalVideoTransformer, VideoConfig
 
     work = Path(work)
     device = train_device()
+    start_model = CausalVideoTransformer.load(init_from) if init_from else None  # a bad folder fails first
     parts = FrozenParts(base, device)
     pool_path = work / "video_pool.pt"
     started = time.time()
@@ -253,12 +264,8 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
     pool_seconds = time.time() - started
     pool = {k: (v if k.startswith("empty") else v[:n_clips]) for k, v in pool.items()}
 
-    model = CausalVideoTransformer(config or VideoConfig()).to(device)
-    if init_from:
-        model.load_state_dict({k[6:]: v for k, v in init_from.items() if k.startswith("model.")})
+    model = (start_model or CausalVideoTransformer(config or VideoConfig())).train().to(device)
     ema = EMA(model)
-    if init_from:
-        ema.module.load_state_dict({k[4:]: v for k, v in init_from.items() if k.startswith("ema.")})
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.99))
     g = torch.Generator(device=device).manual_seed(0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
@@ -283,15 +290,16 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
 
 
 def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_prompts: int = 100,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
-    """Write the model folder OUT (config.json, transformer.safetensors, card.json with the training runs and
-    the held-out metrics), through a temporary folder renamed into place."""
+                   progress: Callable[[int, int], None] | None = None, tune_prompts: int = 24) -> dict:
+    """Write the model folder OUT (config.json, transformer.safetensors, card.json with the training runs, the
+    sampling defaults chosen on `tune_prompts` tuning prompts and the metrics on `eval_prompts`
+    others), through a temporary folder renamed into place."""
     import shutil
     import tempfile
 
     from neuralframe.generate.models.classifier import ShapeClassifier
     from neuralframe.generate.train.tiny_shapes import machine
-    from neuralframe.generate.video.evaluate import evaluate_video
+    from neuralframe.generate.video.evaluate import evaluate_video, tune_sampling
     from neuralframe.generate.video.generate import CausalVideoGenerator
 
     work, out = Path(work), Path(out)
@@ -323,11 +331,16 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
             "command": command,
         }
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        scorer = ShapeClassifier.load()
         gen = CausalVideoGenerator(tmp)
-        card["metrics"] = evaluate_video(gen, ShapeClassifier.load(), prompts=eval_prompts, progress=progress)
+        card["defaults"], card["sampling_sweep_tuning_prompts"] = tune_sampling(gen, scorer, prompts=tune_prompts)
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        gen = CausalVideoGenerator(tmp)
+        card["metrics"] = evaluate_video(gen, scorer, prompts=eval_prompts, progress=progress)
         card["metrics"]["device"] = "cpu"
         card["metrics"]["threads"] = torch.get_num_threads()
         card["metrics"]["machine"] = machine()
+        card["preview"] = write_preview(gen, tmp / "preview.png")
         card["size_mb"] = round(sum(f.stat().st_size for f in tmp.iterdir()) / 1e6, 2)
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
         if out.exists():
@@ -337,6 +350,27 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return card
+
+
+PREVIEW_PROMPTS = (
+    "a large red star moving right from the left over a plain blue background",
+    "a large yellow circle moving down from the top on a plain purple background",
+    "a plain white background with a large green heart rotating in the centre",
+    "a large blue square bouncing at the bottom over an orange gradient",
+)
+
+
+def write_preview(gen, path: Path, prompts=PREVIEW_PROMPTS, frames: int = 12, switch_at: int = 6) -> dict:
+    """A contact sheet of generated clips (a row a clip, frame 0 on the left, 2x size), and a last row that
+    switches from the first prompt to the third at frame `switch_at`. Returns what each row shows."""
+    from PIL import Image
+
+    schedules = [[(0, p)] for p in prompts] + [[(0, prompts[0]), (switch_at, prompts[2])]]
+    rows = [np.concatenate(list(gen.frames(s, frames, seed=i)), 1) for i, s in enumerate(schedules)]
+    sheet = Image.fromarray(np.concatenate(rows, 0))
+    sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST).save(path)
+    return {"file": path.name, "frames": frames,
+            "rows": [" then ".join(f"'{p}' from frame {f}" for f, p in s) for s in schedules]}
 
 
 def record_run(work: Path, metrics: dict, command: str) -> None:
