@@ -43,6 +43,12 @@ def test_demo_writes_the_pattern_video(tmp_path):
     info = source.open()
     source.close()
     assert (info.width, info.height, info.frames) == (960, 540, 30)
+    # part 5: text to video with the bundled causal model, 48 frames with a prompt switch
+    import av
+
+    with av.open(str(tmp_path / "demo" / "generated.mp4")) as c:  # fragmented: count the frames by decoding
+        assert sum(1 for _ in c.decode(video=0)) == 48
+    assert "demo 5/5: text to video" in result.stdout
 
 
 def test_stream_file_to_folder_json(tmp_path):

@@ -308,6 +308,7 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
         raise InputError(f"no trained video model in {src}: run `neuralframe train tiny-shapes-video` first")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the model folder once renamed
     try:
         for name in ("config.json", "transformer.safetensors"):
             shutil.copy2(src / name, tmp / name)

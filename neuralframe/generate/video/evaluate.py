@@ -4,7 +4,7 @@
   centroid (the pixels nearer the prompt's shape colour than its background colours) moves that way,
   first three frames against the last three, by at least `MIN_TRAVEL_PX` pixels.
 - **frame adherence**: every frame of every clip, scored by the bundled shape/colour classifier: both the
-  shape and the colour match the prompt.
+  shape and the colour match the prompt (and, to show which is missing, each on its own).
 - **switch adherence**: a prompt switch at frame k to another shape and colour (same motion, position and
   background): frames from k + 8 on are scored against the new prompt, and the frame difference at the
   switch (frame k - 1 to k) is compared with the clip's median frame difference (`switch_jump_ratio`; the
@@ -75,10 +75,12 @@ def moved(frames: list[np.ndarray], motion: str, colour: str, background: str | 
     return bool(want[0] >= MIN_TRAVEL_PX and want[0] > abs(want[1]))
 
 
-def _scores(classifier, frames: np.ndarray, shape: str, colour: str) -> np.ndarray:
+def _scores(classifier, frames: np.ndarray, shape: str, colour: str, parts: bool = False):
+    """Per frame: shape and colour both as prompted (with parts: also each on its own)."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     s, c = classifier.predict(x)
-    return ((s == SHAPES.index(shape)) & (c == list(COLOURS).index(colour))).numpy()
+    s_ok, c_ok = (s == SHAPES.index(shape)).numpy(), (c == list(COLOURS).index(colour)).numpy()
+    return (s_ok & c_ok, s_ok, c_ok) if parts else s_ok & c_ok
 
 
 def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | None = None, frames: int | None = None,
@@ -89,7 +91,7 @@ def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | No
     switch_prompts = prompts if switch_prompts is None else switch_prompts
     world, seeds = eval_samples(prompts, DIRECTIONS, first_seed=first_seed)
     total = prompts + switch_prompts
-    moves, frame_ok, per_motion = [], [], {m: [] for m in DIRECTIONS}
+    moves, frame_ok, shape_ok, colour_ok, per_motion = [], [], [], [], {m: [] for m in DIRECTIONS}
     start = time.perf_counter()
     n_frames = 0
     for i, s in enumerate(seeds):
@@ -100,7 +102,10 @@ def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | No
         ok = moved(clip, a.motion, a.colour, a.background_colour)
         moves.append(ok)
         per_motion[a.motion].append(ok)
-        frame_ok.extend(_scores(classifier, np.stack(clip), a.shape, a.colour).tolist())
+        both, s_ok, c_ok = _scores(classifier, np.stack(clip), a.shape, a.colour, parts=True)
+        frame_ok.extend(both.tolist())
+        shape_ok.extend(s_ok.tolist())
+        colour_ok.extend(c_ok.tolist())
         if progress is not None:
             progress(i + 1, total)
     seconds = time.perf_counter() - start
@@ -110,6 +115,8 @@ def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | No
             "motion_adherence": round(float(np.mean(moves)), 4),
             "motion_adherence_per_direction": {m: round(float(np.mean(v)), 3) for m, v in per_motion.items() if v},
             "frame_adherence": round(float(np.mean(frame_ok)), 4),
+            "frame_shape_adherence": round(float(np.mean(shape_ok)), 4),
+            "frame_colour_adherence": round(float(np.mean(colour_ok)), 4),
             **sw, "seconds_per_frame": round(seconds / max(n_frames, 1), 4)}
 
 
