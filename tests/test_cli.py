@@ -94,7 +94,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_video(tmp_path):
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "neuralframe.cli", "stream", "--source", "pattern",
                              "--size", "160x120", "--frames", "100000", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # SIGINT's default action even when the suite runs as a background job (whose
+                            # children inherit it ignored and would never stop)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)

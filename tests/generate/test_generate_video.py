@@ -97,12 +97,19 @@ def test_a_prompt_switch_is_followed(generator, scorer):
     assert (colour[14:] == green).float().mean() >= 0.8
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action, even when the suite runs as a background job (whose children
+    inherit SIGINT ignored, and then never see the Ctrl-C the test sends)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_a_valid_video_of_the_frames_so_far(tmp_path):
     out = tmp_path / "long.mp4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path.parent / f"{tmp_path.name}.log").open("w+")  # not a pipe: nothing the child writes can block it
     proc = subprocess.Popen([sys.executable, "-m", "neuralframe.cli", "generate", RED_STAR, "--frames", "5000",
-                             "-o", str(out), "--upscale", "1"], cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
+                             "-o", str(out), "--upscale", "1"], cwd=ROOT, env=env, stdout=log, stderr=log, text=True,
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:  # the fragmented file grows while frames are made
