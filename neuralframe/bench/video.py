@@ -63,19 +63,15 @@ def run(model=None, frames: int = 64, prompts: int = 100, blocks: int = 3, long_
     cached, recompute, cached_dec, recompute_dec = [], [], [], []
     for b in range(blocks):
         say(f"block {b + 1}/{blocks}: {frames} frames with the KV cache, then recomputing the context")
+        before = gen.evaluations
         cached.append(_time(gen, frames, True, False))
+        nfe = (gen.evaluations - before) / frames  # counted on the timed run itself
         recompute.append(_time(gen, frames, False, False))
         cached_dec.append(_time(gen, frames, True, True))
         recompute_dec.append(_time(gen, frames, False, True))
     same = torch.allclose(torch.cat(list(gen.latents([(0, PROMPT)], frames, seed=5))),
                           torch.cat(list(gen.latents([(0, PROMPT)], frames, seed=5, use_cache=False))), atol=1e-3)
-    ev0 = gen.evaluations
     t_gen = statistics.median(cached_dec)
-    nfe = None
-    gen.evaluations = 0
-    _time(gen, frames, True, False)
-    nfe = gen.evaluations / frames
-    gen.evaluations = ev0
     say(f"memory and time per frame over 100 and {long_frames} frames")
     short = _long_run(gen, 100 if not quick else 30)
     long = _long_run(gen, long_frames)

@@ -37,7 +37,6 @@ import torch
 from neuralframe.errors import InputError
 from neuralframe.generate.data import ShapesConfig, ShapesGenerator
 from neuralframe.generate.data.attributes import CONTRASTING
-from neuralframe.generate.data.vocab import COLOURS, SHAPES
 from neuralframe.generate.train.loop import optimizer_step, save_atomic, train_device, train_loop
 
 # the video world: the image model's world (large solid shapes over plain and gradient backgrounds) with

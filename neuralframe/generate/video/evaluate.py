@@ -75,12 +75,12 @@ def moved(frames: list[np.ndarray], motion: str, colour: str, background: str | 
     return bool(want[0] >= MIN_TRAVEL_PX and want[0] > abs(want[1]))
 
 
-def _scores(classifier, frames: np.ndarray, shape: str, colour: str, parts: bool = False):
-    """Per frame: shape and colour both as prompted (with parts: also each on its own)."""
+def _scores(classifier, frames: np.ndarray, shape: str, colour: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: whether the shape, and whether the colour, is the prompted one."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     s, c = classifier.predict(x)
-    s_ok, c_ok = (s == SHAPES.index(shape)).numpy(), (c == list(COLOURS).index(colour)).numpy()
-    return (s_ok & c_ok, s_ok, c_ok) if parts else s_ok & c_ok
+    return (s == SHAPES.index(shape)).numpy(), (c == list(COLOURS).index(colour)).numpy()
+
 
 
 def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | None = None, frames: int | None = None,
@@ -102,8 +102,8 @@ def evaluate_video(gen, classifier, prompts: int = 100, switch_prompts: int | No
         ok = moved(clip, a.motion, a.colour, a.background_colour)
         moves.append(ok)
         per_motion[a.motion].append(ok)
-        both, s_ok, c_ok = _scores(classifier, np.stack(clip), a.shape, a.colour, parts=True)
-        frame_ok.extend(both.tolist())
+        s_ok, c_ok = _scores(classifier, np.stack(clip), a.shape, a.colour)
+        frame_ok.extend((s_ok & c_ok).tolist())
         shape_ok.extend(s_ok.tolist())
         colour_ok.extend(c_ok.tolist())
         if progress is not None:
@@ -134,8 +134,8 @@ def evaluate_switches(gen, classifier, n: int, k: int = 8, seed: int = 0,
         b_sample = world.video_variant(s, "eval", shape=shape, colour=colour)
         clip = np.stack(list(gen.frames([(0, a_sample.caption), (k, b_sample.caption)], length, seed=seed + i)))
         a = a_sample.attributes
-        before.extend(_scores(classifier, clip[:k], a.shape, a.colour).tolist())
-        after.extend(_scores(classifier, clip[k + SWITCH_AFTER:], shape, colour).tolist())
+        before.extend(np.logical_and(*_scores(classifier, clip[:k], a.shape, a.colour)).tolist())
+        after.extend(np.logical_and(*_scores(classifier, clip[k + SWITCH_AFTER:], shape, colour)).tolist())
         diffs = np.abs(np.diff(clip.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # diffs[j]: frame j -> j+1
         ratios.append(float(diffs[k - 1] / max(np.median(diffs), 1e-6)))
         if progress is not None:
