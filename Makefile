@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	@# torch first, so that nothing below pulls a multi-GB CUDA build; keep a torch already installed
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,distributed]"
 	@touch $@
 
 setup: $(VENV)/.installed

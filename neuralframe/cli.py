@@ -53,6 +53,41 @@ RATIO_HELP = ("RVM only: the scale its network runs at, in (0, 1]. Default: abou
               "(0.375 at 1280x720, 0.25 at 1920x1080, 1 for small frames).")
 
 
+RAY_HELP = ("Run on Ray: `--ray` alone (or `--ray local`) starts a local Ray with this machine's cores; "
+            "`--ray auto` or `--ray HOST:PORT` joins a running cluster. Needs pip install "
+            "'neuralframe[distributed]'.")
+WORKERS_HELP = "With --ray: number of workers (default: the cluster's CPUs / --cpus-per-worker)."
+CPUS_HELP = "With --ray: CPU threads each worker uses and reserves."
+UNIT_HELP = "With --ray: frames per unit of work (default: about 3 units per worker)."
+
+
+def _ray_settings(address: str, workers: Optional[int], cpus_per_worker: int):
+    from neuralframe.distributed import RaySettings, require_ray
+
+    require_ray()
+    return RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+
+
+def _print_ray_run(report, summary: dict, title: str, as_json: bool) -> None:
+    from neuralframe.console import print_cluster_summary, print_pipeline_report
+
+    if as_json:
+        _emit_json({**report.to_dict(), "ray": summary})
+        return
+    print_pipeline_report(report, title)
+    print_cluster_summary(summary)
+
+
+def _expand_ray_flag(args: list[str]) -> list[str]:
+    """`--ray` with no address (last, or before another option) means `--ray local`."""
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def _emit_json(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -198,18 +233,31 @@ def restyle(
     fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output."),
     seed: int = typer.Option(0, help="The engine's fixed noise."),
     backend: str = typer.Option("torch", "--backend", help=DIFFUSE_BACKEND_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", help=CPUS_HELP),
+    unit_frames: Optional[int] = typer.Option(None, "--unit-frames", help=UNIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Restyle a video to a prompt (or a prompt schedule) offline with the streaming diffusion engine; every
-    frame is processed, in order."""
+    frame is processed, in order. With --ray, chunks of the video run on Ray workers, each warmed up on the
+    frames before it."""
     from neuralframe.console import print_pipeline_report
     from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, parse_steps, restyle as run_restyle
 
     settings = DiffuseSettings(prompts=tuple(prompt), model=model, steps=parse_steps(steps), cfg=cfg,
                                guidance_scale=guidance, bank=bank, size=_size(size), seed=seed, backend=backend,
                                tiny_vae=tiny_vae)
-    report, summary = run_restyle(RestyleJob(input=input, out=out, diffuse=settings, frames=frames, fps=fps),
-                                  progress=not as_json)
+    job = RestyleJob(input=input, out=out, diffuse=settings, frames=frames, fps=fps)
+    if ray is not None:
+        from neuralframe.distributed import ray_session
+        from neuralframe.distributed.jobs import restyle_ray
+
+        with ray_session(_ray_settings(ray, workers, cpus_per_worker)) as session:
+            report, summary = restyle_ray(job, session, unit_frames=unit_frames, progress=not as_json)
+        _print_ray_run(report, summary, f"restyle {input} -> {out} on ray", as_json)
+        return
+    report, summary = run_restyle(job, progress=not as_json)
     if as_json:
         _emit_json({**report.to_dict(), "diffuse": summary})
     else:
@@ -228,16 +276,30 @@ def matte(
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", help=CPUS_HELP),
+    unit_frames: Optional[int] = typer.Option(None, "--unit-frames", help=UNIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
-    """Separate people from the background in a video, offline and lossless: every frame is matted."""
+    """Separate people from the background in a video, offline and lossless: every frame is matted. With
+    --ray, chunks of the video run on Ray workers, each warmed up on the frames before it."""
     from neuralframe.console import print_pipeline_report
     from neuralframe.generate.matting.effects import MatteSettings
     from neuralframe.generate.matting.offline import MatteJob, run
 
     settings = MatteSettings(model=model, downsample_ratio=downsample_ratio, backend=_matting_backend(backend))
-    report = run(MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames,
-                          fps=fps, matte=settings), progress=not as_json)
+    job = MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames, fps=fps,
+                   matte=settings)
+    if ray is not None:
+        from neuralframe.distributed import ray_session
+        from neuralframe.distributed.jobs import matte_ray
+
+        with ray_session(_ray_settings(ray, workers, cpus_per_worker)) as session:
+            report, summary = matte_ray(job, session, unit_frames=unit_frames, progress=not as_json)
+        _print_ray_run(report, summary, f"matte {input} -> {out} on ray", as_json)
+        return
+    report = run(job, progress=not as_json)
     if as_json:
         _emit_json(report.to_dict())
     else:
@@ -291,9 +353,14 @@ def render(
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
     backend: str = typer.Option("torch", help="NeRF scenes: where the field's network runs: torch, onnxruntime "
                                               "(exported once with parity checks, then cached) or tensorrt."),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", help=CPUS_HELP),
+    unit_frames: Optional[int] = typer.Option(None, "--unit-frames", help=UNIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
-    """Render a camera path of a scene to a video, headless."""
+    """Render a camera path of a scene to a video, headless. With --ray, segments of the path render on Ray
+    workers (the video is the same as on one machine)."""
     from neuralframe.backend.runtime import resolve_backend
     from neuralframe.console import err_console, print_pipeline_report
     from neuralframe.render.jobs import PathSettings, render_path
@@ -301,6 +368,18 @@ def render(
 
     h, w = _size(size)
     backend = resolve_backend(backend)
+    if ray is not None:
+        from neuralframe.distributed import ray_session
+        from neuralframe.distributed.jobs import render_path_ray
+
+        settings = PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl)
+        ray_settings = _ray_settings(ray, workers, cpus_per_worker)
+        open_scene(scene)  # a missing or corrupt scene fails here, before Ray starts
+        with ray_session(ray_settings) as session:
+            report, summary = render_path_ray(scene, settings, out, session, backend=backend,
+                                              unit_frames=unit_frames, progress=not as_json)
+        _print_ray_run(report, summary, f"render {scene} along {path} on ray", as_json)
+        return
     opened = open_scene(scene)
     if backend != "torch":
         if not hasattr(opened, "use_backend"):
@@ -801,6 +880,12 @@ def generate(
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help="Decode with the base model's tiny autoencoder."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     steps: Optional[int] = typer.Option(None, help="Denoising steps of a diffusers folder (its default if unset)."),
+    prompts_file: Optional[str] = typer.Option(None, "--prompts", help="A text file with one prompt per line: one "
+                                               "clip each, into the folder -o names (clip_0000.mp4, ..., "
+                                               "prompts.json)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP + " Each clip is one unit."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", help=CPUS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Text to video with the bundled causal video model (KV cache with a frame sink and a short window,
@@ -812,11 +897,16 @@ def generate(
 
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")
-    schedule = parse_schedule(prompt, prompts)
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if prompts_file is not None or ray is not None:
+        _generate_batch(prompt, prompts, prompts_file, out, ray, workers, cpus_per_worker, frames=frames, seed=seed,
+                        model=model, device=device, upscale=upscale, fps=fps, tiny_vae=tiny_vae, steps=steps,
+                        show=show, as_json=as_json)
+        return
+    schedule = parse_schedule(prompt, prompts)
     summary = generate_video(schedule, out, frames=frames, seed=seed, model=model, device=device, show=show,
                              upscale=upscale, fps=fps, tiny_vae=tiny_vae, steps=steps, progress=not as_json)
     if as_json:
@@ -828,6 +918,42 @@ def generate(
     console.print(f"wrote [bold]{summary['output']}[/] ({summary['status']}): {summary['frames']} frames "
                   f"{summary['size']} in {summary['seconds']:.1f} s, [bold]{summary['fps']} FPS[/], peak memory "
                   f"{summary['peak_memory_mb']:.0f} MB", highlight=False)
+
+
+def _generate_batch(prompt, prompts, prompts_file, out, ray, workers, cpus_per_worker, *, show: bool,
+                    as_json: bool, **options) -> None:
+    """`generate --prompts FILE` (a clip per prompt into a folder) and `generate --ray`."""
+    from neuralframe.console import console, print_cluster_summary
+    from neuralframe.generate.video.generate import parse_schedule
+
+    if show:
+        raise InputError("--show draws one clip as it is made: drop it with --prompts or --ray")
+    if prompts_file is not None:
+        from neuralframe.distributed.jobs import read_prompts
+
+        if prompt is not None or prompts:
+            raise InputError("give the prompts either in --prompts FILE or on the command line, not both")
+        schedules = [[(0, p)] for p in read_prompts(prompts_file)]
+    else:
+        schedules = [parse_schedule(prompt, prompts)]
+    if ray is None:
+        from neuralframe.distributed.jobs import generate_local
+
+        summary = generate_local(schedules, out, progress=not as_json, **options)
+    else:
+        from neuralframe.distributed import ray_session
+        from neuralframe.distributed.jobs import generate_ray
+
+        with ray_session(_ray_settings(ray, workers, cpus_per_worker)) as session:
+            summary = generate_ray(schedules, out, session, folder=prompts_file is not None, progress=not as_json,
+                                   **options)
+    if as_json:
+        _emit_json(summary)
+        return
+    if "cluster" in summary:
+        print_cluster_summary(summary["cluster"])
+    console.print(f"wrote [bold]{summary['output']}[/]: {summary['clips']} clip(s), {summary['frames']} frames in "
+                  f"{summary['seconds']:.1f} s, [bold]{summary['fps']} FPS[/]", highlight=False)
 
 
 @train_app.command("tiny-shapes-video")
@@ -954,7 +1080,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     command = typer.main.get_command(app)
     usage_errors = _usage_error_types()
     try:
-        command.main(args=argv, prog_name="neuralframe", standalone_mode=False)
+        args = _expand_ray_flag(list(sys.argv[1:] if argv is None else argv))
+        command.main(args=args, prog_name="neuralframe", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except usage_errors as error:

@@ -99,3 +99,20 @@ def print_pipeline_report(report, title: str) -> None:
         console.print(f"[yellow]note:[/] {report.end_reason}", highlight=False)
     if report.output:
         console.print(f"wrote [bold]{report.output}[/]", highlight=False)
+
+
+def print_cluster_summary(summary: dict) -> None:
+    """Per-worker throughput of a Ray job and the total."""
+    table = Table(title=None, show_edge=False, header_style="bold")
+    for col, justify in [("worker", "left"), ("host", "left"), ("units", "right"), ("frames", "right"),
+                         ("busy s", "right"), ("fps", "right")]:
+        table.add_column(col, justify=justify)
+    for w in summary.get("workers", []):
+        name = f"{w['worker']} [dim](pid {w['pid']})[/]" + (" [red]died[/]" if w["died"] else "")
+        table.add_row(name, w["host"], str(w["units"]), str(w["frames"]), f"{w['busy_s']:.2f}",
+                      "-" if w["fps"] is None else f"{w['fps']:.2f}")
+    console.print(table)
+    retried = summary.get("retried_units", 0)
+    console.print(f"ray: {summary.get('frames', 0)} frames on {len(summary.get('workers', []))} worker(s), "
+                  f"[bold]{summary.get('fps_total') or 0:.2f} FPS[/] in total"
+                  + (f", {retried} unit(s) retried after a worker died" if retried else ""), highlight=False)

@@ -13,6 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "nf-inductor"))
+# a local Ray in the tests: no token authentication, its session folders inside the work tree
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("NEURALFRAME_RAY_TMPDIR", str(ROOT / ".cache" / "ray"))
 
 
 def _has_cuda() -> bool:

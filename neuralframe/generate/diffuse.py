@@ -194,6 +194,13 @@ class DiffuseStage(Stage):
         out = _resize(out, (image.shape[0], image.shape[1]))
         return frame.replace(image=out, metadata={**frame.metadata, "prompt": self.engine.prompt})
 
+    def reset(self) -> None:
+        """Back to the start of a stream: no latents in flight, an empty bank, the schedule's first prompt."""
+        self.engine.reset()
+        if self.engine.prompt != self.schedule[0][1]:
+            self.engine.update_prompt(self.schedule[0][1])
+        self._next = 1
+
     def teardown(self) -> None:
         if self.engine is not None:
             self.engine.close()

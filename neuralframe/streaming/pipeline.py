@@ -59,6 +59,10 @@ class Stage:
     def process(self, frame: Frame) -> Frame | None:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Forget the per-stream state (recurrent state, caches, banks) so the next frame starts a new stream
+        with the models still loaded; stateless stages have nothing to do."""
+
     def teardown(self) -> None:
         pass
 

@@ -386,6 +386,13 @@ class MatteStage(Stage):
         metadata.pop("coarse", None)
         return frame.replace(image=out, metadata=metadata)
 
+    def reset(self) -> None:
+        """Back to the start of a stream: the matte's temporal (or RVM's recurrent) state starts over."""
+        if self.matter is not None:
+            self.matter.reset()
+        elif self.refiner is not None:
+            self.refiner.reset()
+
     def teardown(self) -> None:
         self.background.close()
         if self.matter is not None:
