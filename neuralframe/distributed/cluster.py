@@ -102,7 +102,7 @@ class RaySession:
 def _local_temp_dir() -> str:
     base = os.environ.get(TMPDIR_ENV) or tempfile.gettempdir()
     os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="nf-ray-", dir=base)
+    return tempfile.mkdtemp(prefix="nf-", dir=base)  # short: Ray's socket paths under it are <= 107 bytes
 
 
 @contextlib.contextmanager
@@ -127,6 +127,12 @@ def ray_session(settings: RaySettings) -> Iterator[RaySession]:
                      log_to_driver=False, configure_logging=False, _temp_dir=temp_dir, namespace="neuralframe")
         else:
             ray.init(address=settings.address, log_to_driver=False, configure_logging=False, namespace="neuralframe")
+    except OSError as error:
+        _remove(temp_dir)
+        if "path length" in str(error):
+            raise InputError(f"the local Ray's socket paths under '{temp_dir}' are too long for the system: set "
+                             f"{TMPDIR_ENV} to a shorter folder (for example /tmp)") from None
+        raise InputError(f"could not start a local Ray: {error}") from None
     except (ConnectionError, RuntimeError, ValueError) as error:
         _remove(temp_dir)
         where = "a local Ray" if settings.local else f"the Ray cluster at '{settings.address}'"

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,9 @@ PROMPT = "a large red star in the centre over a plain blue background"
 @pytest.fixture(scope="module")
 def cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    base = ROOT / ".cache" / "ray-tests"
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="nf-", dir=base)
+    from conftest import short_temp_dir
+
+    tmp = str(short_temp_dir())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=tmp)
     yield ray
     ray.shutdown()

@@ -1,0 +1,119 @@
+"""`--ray` as users type it: the same frames as without it, a summary per worker, Ctrl-C and errors that leave
+no Ray process, temporary folder or partial file behind, and a clear line when Ray is not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_helpers import nf, one_clear_line
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENE = str(ROOT / "assets" / "scenes" / "motorcycle.ply")
+
+
+@pytest.fixture()
+def ray_tmp():
+    """A fresh folder for the command's local Ray (see conftest.short_temp_dir)."""
+    import shutil
+
+    from conftest import short_temp_dir
+
+    folder = short_temp_dir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _env(ray_tmp: Path) -> dict:
+    return {**os.environ, "NEURALFRAME_RAY_TMPDIR": str(ray_tmp), "RAY_AUTH_MODE": "disabled"}
+
+
+def _leftovers(ray_tmp: Path) -> tuple[list[str], list[int]]:
+    from neuralframe.distributed.cluster import ray_processes
+
+    return sorted(p.name for p in ray_tmp.iterdir()), ray_processes(str(ray_tmp))
+
+
+def test_render_with_ray_writes_the_same_frames_and_reports_each_worker(tmp_path, ray_tmp):
+    pytest.importorskip("ray")
+    env = _env(ray_tmp)
+    args = ("render", SCENE, "--frames", "6", "--size", "160x96")
+    assert nf(*args, "-o", str(tmp_path / "single")).returncode == 0
+    r = nf(*args, "-o", str(tmp_path / "ray"), "--ray", "--workers", "2", "--unit-frames", "2", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["frames_out"] == 6 and report["status"] == "completed"
+    workers = report["ray"]["workers"]
+    assert len(workers) == 2 and sum(w["frames"] for w in workers) == 6 and all(w["fps"] > 0 for w in workers)
+    single = sorted((tmp_path / "single").glob("*.png"))
+    distributed = sorted((tmp_path / "ray").glob("*.png"))
+    assert len(distributed) == 6
+    for a, b in zip(single, distributed):
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), b.name
+    assert _leftovers(ray_tmp) == ([], [])  # the local Ray is gone, and its folder
+
+
+def test_ctrl_c_stops_the_ray_job_cleanly(tmp_path, ray_tmp):
+    pytest.importorskip("ray")
+    env = _env(ray_tmp)
+    out = tmp_path / "orbit.mp4"
+    log = open(tmp_path / "log.txt", "w")
+    # a terminal's Ctrl-C goes to the whole process group: the command, and the Ray it started
+    proc = subprocess.Popen([sys.executable, "-m", "neuralframe.cli", "render", SCENE, "-o", str(out), "--frames",
+                             "400", "--size", "320x180", "--ray", "--unit-frames", "4"], stdout=log, stderr=log,
+                            env=env, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(ray_tmp.glob("*/session_*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(6)  # the workers are up and rendering
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    text = (tmp_path / "log.txt").read_text()
+    assert proc.returncode in (0, 130), text
+    assert "Traceback" not in text
+    assert _leftovers(ray_tmp) == ([], [])
+    # like every offline job, one Ctrl-C keeps a valid video of the frames so far (and no temporary file)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    if out.exists():
+        import av
+
+        with av.open(str(out)) as container:
+            assert sum(1 for _ in container.decode(video=0)) < 400
+
+
+def test_without_ray_the_flag_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from neuralframe.cli import main; "
+            f"sys.exit(main(['render', {SCENE!r}, '-o', {str(tmp_path / 'o.mp4')!r}, '--ray']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    one_clear_line(r, "--ray needs Ray", "pip install 'neuralframe[distributed]'")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_bad_ray_requests_are_one_clear_line(tmp_path, ray_tmp):
+    env = _env(ray_tmp)
+    one_clear_line(nf("render", str(tmp_path / "missing.ply"), "-o", str(tmp_path / "o.mp4"), "--ray", env=env),
+                   "does not exist")
+    one_clear_line(nf("generate", "--prompts", str(tmp_path / "none.txt"), "-o", str(tmp_path / "clips"), "--ray",
+                      env=env), "prompts file", "does not exist")
+    (tmp_path / "p.txt").write_text("# only a comment\n\n")
+    one_clear_line(nf("generate", "--prompts", str(tmp_path / "p.txt"), "-o", str(tmp_path / "clips"), env=env),
+                   "has no prompts")
+    one_clear_line(nf("render", SCENE, "-o", str(tmp_path / "o.mp4"), "--ray", "--workers", "0", env=env),
+                   "--workers must be at least 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.txt"]
+    assert _leftovers(ray_tmp) == ([], [])
