@@ -58,7 +58,7 @@ RAY_HELP = ("Run on Ray: `--ray` alone (or `--ray local`) starts a local Ray wit
             "'neuralframe[distributed]'.")
 WORKERS_HELP = "With --ray: number of workers (default: the cluster's CPUs / --cpus-per-worker)."
 CPUS_HELP = "With --ray: CPU threads each worker uses and reserves."
-UNIT_HELP = "With --ray: frames per unit of work (default: about 3 units per worker)."
+UNIT_HELP = "With --ray: frames per unit of work (default: about 6 units per worker, at most 64)."
 
 
 def _ray_settings(address: str, workers: Optional[int], cpus_per_worker: int):
@@ -1064,6 +1064,42 @@ def bench_video(
                   f"{result['peak_mem_mb_1000']} MB ({result['long_run_frames']}); motion adherence "
                   f"{result['motion_adherence']}, frame adherence {result['frame_adherence']}, switch adherence "
                   f"{result['switch_adherence']}", highlight=False)
+    console.print(f"checks: {result['checks']}", highlight=False, markup=False)
+
+
+@bench_app.command("ray")
+def bench_ray(
+    frames: int = typer.Option(240, min=4, help="Frames of the render job's orbit."),
+    size: str = typer.Option("480x270", help="Render size WIDTHxHEIGHT."),
+    restyle_frames: int = typer.Option(48, min=4, help="Frames of the restyle job."),
+    rounds: int = typer.Option(2, min=1, help="Alternating rounds of each configuration (the best counts)."),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="Threads per Ray worker."),
+    job: Optional[list[str]] = typer.Option(None, "--job", help="render and/or restyle (default: both)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Offline jobs on one machine vs a local Ray with 1 and 2 workers, measured in one run: FPS, scaling from
+    1 to 2 workers, and whether the outputs are identical."""
+    from neuralframe.bench import ray as bench
+    from neuralframe.console import console, err_console
+    from neuralframe.distributed import require_ray
+
+    require_ray()
+    jobs = tuple(job or ("render", "restyle"))
+    for name in jobs:
+        if name not in ("render", "restyle"):
+            raise InputError(f"unknown --job '{name}': use render or restyle")
+    h, w = _size(size)
+    result = bench.run(frames=frames, size=(h, w), restyle_frames=restyle_frames, rounds=rounds,
+                       cpus_per_worker=cpus_per_worker, jobs=jobs,
+                       progress=None if as_json else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    if as_json:
+        _emit_json(result)
+        return
+    for name in jobs:
+        r = result[name]
+        console.print(f"{name}: one machine {r['fps_single']} FPS; ray 1 worker {r['fps_ray_1_worker']} FPS, 2 workers "
+                      f"{r['fps_ray_2_workers']} FPS ([bold]{r['scaling_2_workers']}x[/]); outputs identical: "
+                      f"{r['outputs_identical']}", highlight=False)
     console.print(f"checks: {result['checks']}", highlight=False, markup=False)
 
 

@@ -171,10 +171,11 @@ class RaySource(Source):
 
 
 def _unit_length(total: int | None, workers: int, warmup: int) -> int:
-    """Frames per unit: about 3 units per worker, at least 4x the warm-up (so warming costs <= 25%)."""
+    """Frames per unit: about 6 units per worker (so the last units leave no worker idle for long), at
+    least 4x the warm-up (so warming costs <= 25%), at most 64."""
     if not total:
         return max(16, 4 * warmup)
-    return max(1, 4 * warmup, min(64, -(-total // (3 * workers))))
+    return max(1, 4 * warmup, min(64, -(-total // (6 * workers))))
 
 
 def run_on_ray(source: Source, make_stage: Callable[[], Stage], sink, session, *, description: str,

@@ -117,3 +117,21 @@ def test_bad_ray_requests_are_one_clear_line(tmp_path, ray_tmp):
                    "--workers must be at least 1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.txt"]
     assert _leftovers(ray_tmp) == ([], [])
+
+
+def test_bench_ray_measures_both_jobs_in_one_run(ray_tmp):
+    pytest.importorskip("ray")
+    r = nf("bench", "ray", "--frames", "8", "--size", "160x96", "--restyle-frames", "6", "--rounds", "1", "--json",
+           env=_env(ray_tmp))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for job in ("render", "restyle"):
+        fields = result[job]
+        assert fields["frames"] == (8 if job == "render" else 6)
+        for key in ("fps_single", "fps_ray_1_worker", "fps_ray_2_workers", "scaling_2_workers"):
+            assert fields[key] > 0, (job, key)
+        assert fields["outputs_identical"] is True, job
+        assert len(fields["fps_per_worker_2_workers"]) == 2
+    assert set(result["checks"]) == {"render_scaling_2_workers_ge_1_6", "render_outputs_identical",
+                                     "restyle_outputs_identical"}
+    assert _leftovers(ray_tmp) == ([], [])
