@@ -58,7 +58,8 @@ RAY_HELP = ("Run on Ray: `--ray` alone (or `--ray local`) starts a local Ray wit
             "'neuralframe[distributed]'.")
 WORKERS_HELP = "With --ray: number of workers (default: the cluster's CPUs / --cpus-per-worker)."
 CPUS_HELP = "With --ray: CPU threads each worker uses and reserves."
-UNIT_HELP = "With --ray: frames per unit of work (default: about 6 units per worker, at most 64)."
+UNIT_HELP = ("With --ray: frames per unit of work (default: units shrink from a quarter of a worker's share "
+             "towards 2 frames at the end, at most 64).")
 
 
 def _ray_settings(address: str, workers: Optional[int], cpus_per_worker: int):

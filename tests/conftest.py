@@ -19,16 +19,6 @@ os.environ.setdefault("NEURALFRAME_RAY_TMPDIR", str(ROOT / ".cache" / "ray") if 
                       else tempfile.gettempdir())
 
 
-def short_temp_dir() -> Path:
-    """A new folder for a local Ray's session: inside the work tree when its path is short enough (Ray's
-    socket paths under it, ~65 more bytes, are limited to 107), else in the system's temporary folder."""
-    base = ROOT / ".cache"
-    if len(str(base)) > 30:
-        base = Path(tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="r", dir=base))
-
-
 def _has_cuda() -> bool:
     try:
         import torch

@@ -122,6 +122,9 @@ def ray_session(settings: RaySettings) -> Iterator[RaySession]:
     temp_dir = None
     try:
         if settings.local:
+            # Ray lowers its workers' priority (nice 15) so that its own services stay responsive on a shared
+            # node; a local Ray started for one job is that job, and runs at the command's priority
+            os.environ.setdefault("RAY_worker_niceness", "0")
             temp_dir = _local_temp_dir()
             ray.init(num_cpus=settings.num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      log_to_driver=False, configure_logging=False, _temp_dir=temp_dir, namespace="neuralframe")

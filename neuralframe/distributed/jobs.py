@@ -117,22 +117,24 @@ class RaySource(Source):
         if self.max_frames is not None:
             total = min(total, self.max_frames) if total else self.max_frames
         probe = self.session.worker_count(10 ** 6)
-        length = self.unit_frames or _unit_length(total, probe, self.warmup)
-        n_units = -(-total // length) if total else 10 ** 6
+        first = self.unit_frames or _unit_length(total, probe, self.warmup)
+        n_units = -(-total // first) if total else 10 ** 6
         workers = self.session.worker_count(n_units)
         self.runner = UnitRunner(self.session, functools.partial(StageWork, self.make_stage, self.keep), info,
                                  workers=workers, cpus=self.session.settings.cpus_per_worker,
                                  gpus=self.session.gpus_per_worker(self.can_use_gpu), on_submit=self.on_submit)
-        out = self.runner.start(self._units(length, total))
+        out = self.runner.start(self._units(total, workers))
         self._results = self.runner.results()
         return StreamInfo(width=out.width, height=out.height, fps=out.fps, frames=total, name=info.name)
 
-    def _units(self, length: int, total: int | None) -> Iterator[tuple[Any, list[Frame]]]:
+    def _units(self, total: int | None, workers: int) -> Iterator[tuple[Any, list[Frame]]]:
         from neuralframe.distributed.scheduler import Unit
 
         tail: deque[Frame] = deque(maxlen=self.warmup or 1)
         start, index = 0, 0
         while total is None or start < total:
+            length = self.unit_frames or _unit_length(None if total is None else total - start, workers,
+                                                      self.warmup)
             new = []
             while len(new) < length and (total is None or start + len(new) < total):
                 frame = self.inner.read()
@@ -170,12 +172,13 @@ class RaySource(Source):
         return self.runner.report.to_dict() if self.runner is not None else {}
 
 
-def _unit_length(total: int | None, workers: int, warmup: int) -> int:
-    """Frames per unit: about 6 units per worker (so the last units leave no worker idle for long), at
-    least 4x the warm-up (so warming costs <= 25%), at most 64."""
-    if not total:
+def _unit_length(remaining: int | None, workers: int, warmup: int) -> int:
+    """Frames for the next unit (guided scheduling): a quarter of a worker's share of what is left, so units
+    start long and shrink towards the end, where no worker then waits long for the last one; at least 4x
+    the warm-up (so warming costs <= 25%) and 2 frames, at most 64."""
+    if not remaining:
         return max(16, 4 * warmup)
-    return max(1, 4 * warmup, min(64, -(-total // (6 * workers))))
+    return max(2, 4 * warmup, min(64, -(-remaining // (4 * workers))))
 
 
 def run_on_ray(source: Source, make_stage: Callable[[], Stage], sink, session, *, description: str,
@@ -277,31 +280,13 @@ def _matte_stage(background: str, settings) -> Stage:
 def matte_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None, progress: bool = True,
               on_submit=None):
     """`neuralframe matte --ray`: chunks of the video, each warmed up on the frames before it."""
-    from neuralframe.generate.matting.effects import model_kind, parse_background
-    from neuralframe.generate.matting.offline import AlphaSink, RgbaFolderSink, TeeSink
-    from neuralframe.streaming.sinks import parse_sink
-    from neuralframe.streaming.sources import VideoFileSource, parse_source
+    from neuralframe.generate.matting.effects import VideoBackground, model_kind, parse_background
+    from neuralframe.generate.matting.offline import open_job
 
-    if not (job.out or job.alpha or job.rgba):
-        raise InputError("nothing to write: give -o OUT.mp4, --alpha ALPHA.mp4 or --rgba DIR")
-    if job.frames is not None and job.frames <= 0:
-        raise InputError(f"--frames must be positive, got {job.frames}")
-    _check_offline_input(job.input, "matte", "neuralframe stream")
-    background = parse_background(job.background, job.matte.impl)  # checks the background on the driver
-    if type(background).__name__ == "VideoBackground":
+    source, sink = open_job(job)  # the input and the outputs, checked on the driver
+    if isinstance(parse_background(job.background, job.matte.impl), VideoBackground):
         raise InputError("a video background plays along the whole video and cannot be split into chunks: use "
                          "an image, a colour or blur with --ray, or drop --ray")
-    source = parse_source(job.input.strip(), frames=job.frames, fps=job.fps)
-    if not isinstance(source, VideoFileSource) and not Path(job.input.strip()).is_dir():
-        raise InputError(f"input '{job.input}' must be a video file or an image folder")
-    outs = []
-    if job.out:
-        outs.append(parse_sink(job.out, fps=job.fps))
-    if job.alpha:
-        outs.append(AlphaSink(parse_sink(job.alpha, fps=job.fps)))
-    if job.rgba:
-        outs.append(RgbaFolderSink(job.rgba))
-    sink = outs[0] if len(outs) == 1 else TeeSink(outs)
     keep = ("alpha", "foreground") if job.rgba else ("alpha",) if job.alpha else ()
     if warmup is None:
         warmup = RVM_WARMUP if model_kind(job.matte) == "rvm" else STABILISER_WARMUP

@@ -23,10 +23,10 @@ SCENE = str(ROOT / "assets" / "scenes" / "motorcycle.ply")
 
 @pytest.fixture()
 def ray_tmp():
-    """A fresh folder for the command's local Ray (see conftest.short_temp_dir)."""
+    """A fresh folder for the command's local Ray (see cli_helpers.short_temp_dir)."""
     import shutil
 
-    from conftest import short_temp_dir
+    from cli_helpers import short_temp_dir
 
     folder = short_temp_dir()
     yield folder

@@ -28,7 +28,7 @@ PROMPT = "a large red star in the centre over a plain blue background"
 @pytest.fixture(scope="module")
 def cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    from conftest import short_temp_dir
+    from cli_helpers import short_temp_dir
 
     tmp = str(short_temp_dir())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=tmp)

@@ -17,7 +17,7 @@ from typing import Callable
 from neuralframe.errors import InputError, OutputError
 from neuralframe.generate.matting.effects import MatteSettings
 from neuralframe.streaming.frame import Frame, StreamInfo
-from neuralframe.streaming.pipeline import Sink
+from neuralframe.streaming.pipeline import Sink, Source
 from neuralframe.streaming.sinks import ImageFolderSink
 
 DEFAULT_BACKGROUND = "#00b140"  # chroma-key green
@@ -154,10 +154,8 @@ def _alpha(frame: Frame):
     return alpha
 
 
-def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
-    """The pipeline for a job: source -> matte stage -> outputs, all edges `block`."""
-    from neuralframe.generate.matting.effects import MatteStage, parse_background
-    from neuralframe.streaming.pipeline import Pipeline
+def open_job(job: MatteJob) -> tuple[Source, Sink]:
+    """The job's checked source and its outputs (one sink, or a tee of them); nothing is opened yet."""
     from neuralframe.streaming.sinks import parse_sink
     from neuralframe.streaming.sources import VideoFileSource, parse_source
 
@@ -179,8 +177,16 @@ def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
         sinks.append(AlphaSink(parse_sink(job.alpha, fps=job.fps)))
     if job.rgba:
         sinks.append(RgbaFolderSink(job.rgba))
+    return source, sinks[0] if len(sinks) == 1 else TeeSink(sinks)
+
+
+def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
+    """The pipeline for a job: source -> matte stage -> outputs, all edges `block`."""
+    from neuralframe.generate.matting.effects import MatteStage, parse_background
+    from neuralframe.streaming.pipeline import Pipeline
+
+    source, sink = open_job(job)
     stage = MatteStage(parse_background(job.background, job.matte.impl), job.matte, name="matte")
-    sink = sinks[0] if len(sinks) == 1 else TeeSink(sinks)
     return Pipeline(source, [stage], sink, policy="block", max_frames=job.frames, on_frame=on_frame)
 
 
