@@ -113,6 +113,8 @@ def print_cluster_summary(summary: dict) -> None:
                       "-" if w["fps"] is None else f"{w['fps']:.2f}")
     console.print(table)
     retried = summary.get("retried_units", 0)
+    after = summary.get("fps_after_setup")
     console.print(f"ray: {summary.get('frames', 0)} frames on {len(summary.get('workers', []))} worker(s), "
-                  f"[bold]{summary.get('fps_total') or 0:.2f} FPS[/] in total"
+                  f"[bold]{after or 0:.2f} FPS[/] in total once the workers were up ({summary.get('setup_s', 0):.1f} s "
+                  f"to start them and load their models; {summary.get('fps_total') or 0:.2f} FPS with it)"
                   + (f", {retried} unit(s) retried after a worker died" if retried else ""), highlight=False)
