@@ -150,6 +150,7 @@ class ViewerApp:
         self._serial = 0
         self._t_start = 0.0
         self._t_first = None
+        self._waker = None
 
     # ---- input (also called by scripts and tests, exactly as the window's events do) ----
     def _input(self, change: Callable[[], None]) -> None:
@@ -229,6 +230,8 @@ class ViewerApp:
     def _take_frame(self) -> None:
         import pyglet
 
+        if self.window is None:  # a wake-up that arrived after the window closed
+            return
         frame, serial = self.sink.latest()
         if frame is None or serial == self._serial:
             return
@@ -317,10 +320,9 @@ class ViewerApp:
         import pyglet
 
         from neuralframe.streaming import Pipeline
-        from neuralframe.streaming.sinks import LatestFrameSink
-
         self.requests = RequestSource(*self.size)
-        self.sink = LatestFrameSink()
+        self._waker = _waker(self._take_frame)
+        self.sink = _waking_sink(self._frame_ready)
         self.stats.implementation = self.scene.implementation(self.settings.impl)
         stage = self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn,
                                           stale=self.requests.superseded)
@@ -366,6 +368,38 @@ class ViewerApp:
     def _on_close(self):
         self.close()
         return True
+
+    def _frame_ready(self) -> None:
+        # Called on the render thread: wake the UI loop now instead of at its next tick (up to 8 ms later).
+        import pyglet
+
+        if self._waker is not None and not getattr(self, "_closing", False):
+            pyglet.app.platform_event_loop.post_event(self._waker, "on_frame")
+
+
+def _waker(on_frame: Callable[[], None]):
+    """A pyglet event dispatcher whose "on_frame" event (posted from any thread) runs `on_frame` on the UI loop."""
+    import pyglet
+
+    class Waker(pyglet.event.EventDispatcher):
+        pass
+
+    Waker.register_event_type("on_frame")
+    waker = Waker()
+    waker.set_handler("on_frame", on_frame)
+    return waker
+
+
+def _waking_sink(notify: Callable[[], None]):
+    """A `LatestFrameSink` that also calls `notify()` (on the writing thread) after each frame."""
+    from neuralframe.streaming.sinks import LatestFrameSink
+
+    class WakingSink(LatestFrameSink):
+        def write(self, frame) -> None:
+            super().write(frame)
+            notify()
+
+    return WakingSink()
 
 
 def camera_from_json(path: str | os.PathLike):

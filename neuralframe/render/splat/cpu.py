@@ -449,6 +449,7 @@ def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> 
     ids = np.flatnonzero(valid).astype(np.int32)
     # Depths of visible Gaussians are > near > 0, so their float32 bits sort like the values.
     order = _radix_sort(np.ascontiguousarray(rec[ids, 9]).view(np.uint32), ids)
+    interrupt.check()
     tiles_x = (camera.width + TW - 1) // TW
     tiles_y = (camera.height + TH - 1) // TH
     rec_s, span_s, rects = _pack(order, rec, span, rect)
