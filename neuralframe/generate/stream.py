@@ -22,7 +22,7 @@ Guidance (`cfg`):
 - "initialize": residual CFG with the negative branch evaluated once per frame, on the freshly noised
   slot, and the residual noise on the others (S + 1).
 
-Feature bank (`bank=FeatureBank(...)`, StreamV2V): every self-attention layer also attends to banked
+Feature bank (`bank=FeatureBank(...)`, StreamV2V): the chosen self-attention layers also attend to banked
 keys and values of earlier frames at the same denoising step, fuses its output with similar banked
 features, and keeps the bank bounded by merging (neuralframe.generate.feature_bank).
 

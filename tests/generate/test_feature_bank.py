@@ -62,7 +62,8 @@ def _attention_outputs(pipe, frames, bank=None):
 def test_the_bank_changes_the_stream_only_once_it_holds_past_frames(pipe):
     frames = _frames(6, seed=3)  # distinct frames: the banked features differ from the current ones
     plain, _ = _attention_outputs(pipe, frames)
-    banked, engine = _attention_outputs(pipe, frames, FeatureBank(strength=1.0, fusion=0.5, fusion_threshold=0.0))
+    banked, engine = _attention_outputs(pipe, frames, FeatureBank(strength=1.0, fusion=0.5, fusion_threshold=0.0,
+                                                                  blocks=None))
     assert len(plain) == len(banked) == 6
     torch.testing.assert_close(banked[0], plain[0])  # nothing banked before the first frame
     # past frames now move every later call by as much as a new input frame moves it (the random-weight
@@ -121,6 +122,27 @@ def test_close_gives_the_unet_back(pipe):
     assert any("Banked" in type(v).__name__ for v in pipe.unet.attn_processors.values())
     engine.close()
     assert {k: type(v) for k, v in pipe.unet.attn_processors.items()} == before
+
+
+def test_the_bank_wraps_the_chosen_blocks_only(pipe):
+    def banked_layers(bank):
+        engine = StreamEngine(pipe, bank=bank).prepare(PROMPT)
+        try:
+            return sorted(k for k, v in pipe.unet.attn_processors.items() if "Banked" in type(v).__name__)
+        finally:
+            engine.close()
+
+    self_attention = sorted(k for k in pipe.unet.attn_processors if k.endswith("attn1.processor"))
+    assert banked_layers(FeatureBank()) == [k for k in self_attention if k.startswith("mid_block.")]
+    assert banked_layers(FeatureBank(blocks=None)) == self_attention
+    assert banked_layers(FeatureBank(blocks=("up_blocks.1",))) == [k for k in self_attention
+                                                                   if k.startswith("up_blocks.1.")]
+    # a prefix is a whole block name: "up_blocks.1" is not "up_blocks.10"
+    assert not FeatureBank(blocks=("up_blocks.1",))._banks("up_blocks.10.attentions.0.transformer_blocks.0"
+                                                          ".attn1.processor")
+    with pytest.raises(InputError, match="no self-attention layers in the blocks nowhere"):
+        StreamEngine(pipe, bank=FeatureBank(blocks=("nowhere",))).prepare(PROMPT)
+    assert not any("Banked" in type(v).__name__ for v in pipe.unet.attn_processors.values())
 
 
 def test_merging_is_a_count_weighted_mean():
