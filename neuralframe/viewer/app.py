@@ -1,7 +1,8 @@
 """The desktop viewer: a pyglet window over any scene, fed by the render pipeline.
 
-The UI thread handles input, submits view requests and draws the newest finished frame at the
-display's rate; rendering runs on the pipeline's render thread (see `viewer.stage`).
+The UI thread handles input, submits view requests and draws the newest finished frame as soon as it
+lands (the render thread wakes the UI loop), and otherwise redraws at a steady `REDRAW_HZ`; rendering
+runs on the pipeline's render thread (see `viewer.stage`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequ
 
 
 RENDER_SHARE = 0.6
+# The window redraws at least this often (HUD clock, expose) and at once when a new frame lands; on a
+# software OpenGL (Xvfb, llvmpipe) every redraw of a 1280x720 window costs CPU the renderer needs.
+REDRAW_HZ = 30.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class ViewerApp:
         self._t_start = 0.0
         self._t_first = None
         self._waker = None
+        self._last_draw = 0.0
 
     # ---- input (also called by scripts and tests, exactly as the window's events do) ----
     def _input(self, change: Callable[[], None]) -> None:
@@ -182,6 +187,7 @@ class ViewerApp:
             self._input(self.controls.reset)
         elif symbol == key.H:
             self.hud_visible = not self.hud_visible
+            self._redraw()
         elif symbol in (key._1, key._2, key._3, key.NUM_1, key.NUM_2, key.NUM_3):
             index = {key._1: 0, key._2: 1, key._3: 2, key.NUM_1: 0, key.NUM_2: 1, key.NUM_3: 2}[symbol]
             self.mode = MODES[index]
@@ -248,9 +254,9 @@ class ViewerApp:
         self.adaptive.observe(meta["render_ms"], meta["scale"])
         if self._t_first is None:
             self._t_first = time.perf_counter()
-        self.window.invalid = True
+        self._redraw()  # on screen now, not at the next redraw tick
         version = meta["request"].version
-        now = time.perf_counter()
+        now = time.perf_counter()  # input latency: from the input to this frame on screen
         still = []
         for v, t in self._pending_inputs:
             if v <= version:
@@ -259,7 +265,16 @@ class ViewerApp:
                 still.append((v, t))
         self._pending_inputs = still
 
+    def _redraw(self, dt: float = 0.0) -> None:
+        if self.window is not None and not getattr(self, "_closing", False):
+            self.window.draw(dt)
+
+    def _heartbeat(self, dt: float) -> None:
+        if time.perf_counter() - self._last_draw >= 0.9 / REDRAW_HZ:  # no new frame drew it just now
+            self._redraw(dt)
+
     def on_draw(self):
+        self._last_draw = time.perf_counter()
         win = self.window
         win.clear()
         if self._texture is not None:
@@ -351,10 +366,12 @@ class ViewerApp:
         self._t_start = time.perf_counter()
         self.pipeline.start()
         pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
+        pyglet.clock.schedule_interval(self._heartbeat, 1.0 / REDRAW_HZ)
         try:
-            pyglet.app.run(1.0 / 60.0)
+            pyglet.app.run(None)  # draws: _take_frame (a new frame) and _heartbeat
         finally:
             pyglet.clock.unschedule(self._tick)
+            pyglet.clock.unschedule(self._heartbeat)
             self.requests.shutdown()
             try:
                 self.pipeline.wait()
