@@ -1118,7 +1118,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     usage_errors = _usage_error_types()
     try:
         args = _expand_ray_flag(list(sys.argv[1:] if argv is None else argv))
-        command.main(args=args, prog_name="neuralframe", standalone_mode=False)
+        result = command.main(args=args, prog_name="neuralframe", standalone_mode=False)
+        if result == 130:  # typer turns a KeyboardInterrupt inside a command into this return value
+            error_line("interrupted")
+            return 130
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except typer.Exit as done:
         return done.exit_code
     except usage_errors as error:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from neuralframe import ctrlc
 from neuralframe.errors import InputError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'neuralframe[distributed]'"
@@ -108,8 +109,17 @@ def _local_temp_dir() -> str:
 @contextlib.contextmanager
 def ray_session(settings: RaySettings) -> Iterator[RaySession]:
     """Connect (or start a local Ray), yield the session, and on the way out kill the job's actors and, for
-    a local Ray this started, shut it down and remove its temporary folder."""
+    a local Ray this started, shut it down and remove its temporary folder.
+
+    Ctrl-C is deferred for the whole session (`neuralframe.ctrlc`): it raises at the job's checkpoints
+    (waiting for workers and results, the pipeline's wait), never inside Ray's start, its threads' callbacks
+    or its shut-down, so the clean-up above always runs."""
     settings.check()
+    with ctrlc.deferred():
+        yield from _ray_session(settings)
+
+
+def _ray_session(settings: RaySettings) -> Iterator[RaySession]:
     ray = require_ray()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if ray.is_initialized():  # a caller (a test, a notebook) already connected: use that Ray, leave it up
@@ -144,6 +154,7 @@ def ray_session(settings: RaySettings) -> Iterator[RaySession]:
                          "works there)") from None
     session = RaySession(ray, settings, started_local=settings.local, temp_dir=temp_dir)
     try:
+        ctrlc.checkpoint()  # a Ctrl-C while Ray started
         yield session
     finally:
         session.kill_actors()

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from neuralframe import ctrlc
 from neuralframe.errors import NeuralframeError, _describe
 
 
@@ -207,8 +208,8 @@ class UnitRunner:
         """Wait for the workers' setup; a setup that fails (a model folder that does not load) fails the job."""
         for w in workers:
             try:
-                self.out_info = self.ray.get(w.ready)
-                hello = self.ray.get(w.actor.hello.remote())
+                self.out_info = self._get(w.ready)
+                hello = self._get(w.actor.hello.remote())
                 w.stats.pid, w.stats.host = hello["pid"], hello["host"]
             except self._death_errors():
                 self._retire(w)
@@ -218,6 +219,12 @@ class UnitRunner:
                 if isinstance(cause, NeuralframeError):
                     raise cause from None
                 raise NeuralframeError(f"a worker could not set up: {_describe(cause)}") from None
+
+    def _get(self, ref) -> Any:
+        """`ray.get`, waiting in short steps so that a deferred Ctrl-C is taken (`neuralframe.ctrlc`)."""
+        while not self.ray.wait([ref], timeout=0.2)[0]:
+            ctrlc.checkpoint()
+        return self.ray.get(ref)
 
     def _death_errors(self) -> tuple[type[BaseException], ...]:
         ex = self.ray.exceptions
@@ -295,6 +302,7 @@ class UnitRunner:
                     self._replace_dead()
                     continue
             ready, _ = self.ray.wait(list(self._in_flight), num_returns=1, timeout=0.5)
+            ctrlc.checkpoint()  # the job's main loop when the driver runs it (generate): Ctrl-C lands here
             for ref in ready:
                 self._collect(ref)
 

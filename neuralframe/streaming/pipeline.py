@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
+from neuralframe import ctrlc
 from neuralframe.errors import InputError, NeuralframeError, PipelineError
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.stats import Ledger, PipelineReport, StageStats
@@ -301,7 +302,9 @@ class Pipeline:
 
     def _join(self) -> None:
         for t in self._threads:
-            t.join()
+            while t.is_alive():
+                t.join(0.1)
+                ctrlc.checkpoint()  # a Ctrl-C deferred while a job runs on Ray (neuralframe.ctrlc)
 
     def _finish(self) -> PipelineReport:
         wall = time.perf_counter() - self._t0

@@ -142,7 +142,10 @@ class VideoFileSink(Sink):
         pts = int(round((frame.timestamp - self._t0) * float(self._rate)))
         pts = max(pts, self._last_pts + 1)  # strictly increasing, whatever the source's clock did
         self._last_pts = pts
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        # converted to the stream's yuv420p here: left to the encoder, PyAV's implicit conversion gave other
+        # bytes for the same frames in about half of the runs (PyAV 18, some content); converted first, the
+        # same frames give the same file far more often (libx264 itself still differs now and then)
+        vf = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         vf.pts = pts
         for packet in self._stream.encode(vf):
             self._container.mux(packet)

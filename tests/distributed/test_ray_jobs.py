@@ -214,8 +214,19 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def test_generate_prompts_on_ray_makes_the_single_machine_clips(cluster, tmp_path):
+def test_generate_prompts_on_ray_makes_the_single_machine_clips(cluster, tmp_path, monkeypatch):
+    import neuralframe.distributed.jobs as jobs
     from neuralframe.distributed.jobs import generate_local, generate_ray
+
+    written = {}  # (run, clip file) -> the frames handed to the video writer
+    write_clip = jobs.write_clip
+
+    def keep(frames, path, fps, upscale):
+        run = "ray" if path.parent.name.startswith((".ray", "ray")) else "single"
+        written[(run, path.name)] = np.stack([np.array(f) for f in frames])
+        return write_clip(frames, path, fps, upscale)
+
+    monkeypatch.setattr(jobs, "write_clip", keep)
 
     schedules = [[(0, "a large red star rotating in the centre over a plain blue background")],
                  [(0, "a large green circle moving left from the right over a plain white background")],
@@ -236,5 +247,11 @@ def test_generate_prompts_on_ray_makes_the_single_machine_clips(cluster, tmp_pat
     for name in ("clip_0000.mp4", "clip_0001.mp4", "clip_0002.mp4"):
         a, b = _decoded(tmp_path / "single" / name), _decoded(tmp_path / "ray" / name)
         assert len(a) == len(b) == 10
-        assert all(np.array_equal(x, y) for x, y in zip(a, b)), name
+        # the clips are the same frames ...
+        assert np.array_equal(written[("single", name)], written[("ray", name)]), name
+        # ... and the files decode to them within H.264's loss (libx264 does not always give the same bytes
+        # for the same frames: decoded pixels were seen to differ by up to 27 levels in places, now and then)
+        for x, y in zip(a, b):
+            mse = float(np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
+            assert mse == 0 or 10 * np.log10(255 ** 2 / mse) > 35, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ray", "single"]  # no partial folders left

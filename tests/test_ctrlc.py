@@ -1,0 +1,58 @@
+"""Deferred Ctrl-C (neuralframe.ctrlc): recorded inside the block, raised at a checkpoint or at the end,
+untouched outside; and the command line answers a Ctrl-C with "interrupted" and exit code 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from neuralframe import ctrlc
+
+
+def _ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # the handler runs on the main thread's next bytecodes
+
+
+def test_inside_the_block_ctrl_c_waits_for_a_checkpoint():
+    with pytest.raises(KeyboardInterrupt):
+        with ctrlc.deferred():
+            _ctrl_c()
+            _ctrl_c()
+            assert ctrlc.pending() == 2  # recorded, not raised
+            with pytest.raises(KeyboardInterrupt):
+                ctrlc.checkpoint()  # one press, one KeyboardInterrupt
+            assert ctrlc.pending() == 1
+        # the press not taken at a checkpoint raises once the block is done
+    assert ctrlc.pending() == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_outside_the_block_ctrl_c_raises_at_once_and_checkpoints_do_nothing():
+    ctrlc.checkpoint()
+    with pytest.raises(KeyboardInterrupt):
+        _ctrl_c()
+
+
+def test_an_error_in_the_block_wins_over_a_pending_ctrl_c():
+    with pytest.raises(ValueError):
+        with ctrlc.deferred():
+            _ctrl_c()
+            raise ValueError("the job's own error")
+    assert ctrlc.pending() == 0 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_inside_a_command_is_interrupted_and_130(monkeypatch, tmp_path, capsys):
+    import neuralframe.render.jobs as jobs
+    from neuralframe.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "render_path", interrupted)
+    scene = os.path.join(os.path.dirname(__file__), "..", "assets", "scenes", "motorcycle.ply")
+    assert main(["render", scene, "-o", str(tmp_path / "x.mp4"), "--frames", "2"]) == 130
+    assert "interrupted" in capsys.readouterr().err
