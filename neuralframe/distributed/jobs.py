@@ -246,12 +246,10 @@ def restyle_warmup(settings) -> int:
 def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None,
                 progress: bool = True, on_submit=None):
     """`neuralframe restyle --ray`: chunks of the video, each warmed up (see the module docstring)."""
-    from neuralframe.generate.diffuse import DiffuseStage
+    from neuralframe.generate.diffuse import DiffuseStage, check_restyle_job
     from neuralframe.streaming import sinks, sources
 
-    _check_offline_input(job.input, "restyle", "neuralframe stream --effect diffuse")
-    if job.frames is not None and job.frames <= 0:
-        raise InputError(f"--frames must be positive, got {job.frames}")
+    check_restyle_job(job)  # the same checks as on one machine
     job.diffuse.check()  # the prompts and the model folder, before any worker starts
     source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
     sink = sinks.parse_sink(job.out, fps=job.fps)
@@ -260,13 +258,6 @@ def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | N
                       description=f"restyle {Path(job.input).name} on ray", warmup=warm, unit_frames=unit_frames,
                       keep=("prompt",), max_frames=job.frames, can_use_gpu=True, progress=progress,
                       on_submit=on_submit)
-
-
-def _check_offline_input(text: str, command: str, live: str) -> None:
-    text = text.strip()
-    if text == "pattern" or text.startswith("webcam"):
-        raise InputError(f"{command} takes a video file or an image folder, not '{text}'; for a live source use "
-                         f"{live}")
 
 
 # ---- matte -----------------------------------------------------------------------------------------
@@ -347,6 +338,39 @@ def write_clip(frames: list[np.ndarray], path: Path, fps: float, upscale: int):
     return Pipeline(source, [], VideoFileSink(path, fps=fps), max_frames=len(frames)).run()
 
 
+class ClipFolder:
+    """A new folder of clips (`clip_0000.mp4`, ...) and their `prompts.json` that appears only once complete:
+    the clips are written into a hidden partial folder beside it, which `publish()` renames."""
+
+    def __init__(self, out: Path):
+        self.check(out)
+        self.out = out
+        self.work: Path | None = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+    @staticmethod
+    def check(out: Path) -> None:
+        """One clear line if `out` cannot become the new folder."""
+        if out.exists():
+            raise OutputError(f"output folder '{out}' already exists: choose a new name")
+        if not out.parent.is_dir():
+            raise OutputError(f"cannot write '{out}': folder '{out.parent}' does not exist")
+
+    def clip_path(self, index: int) -> Path:
+        return self.work / f"clip_{index:04d}.mp4"
+
+    def publish(self, index: dict) -> None:
+        tmp = self.work / "prompts.json.tmp"
+        tmp.write_text(json.dumps(index, indent=2) + "\n")
+        os.replace(tmp, self.work / "prompts.json")
+        os.replace(self.work, self.out)
+        self.work = None
+
+    def discard(self) -> None:
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
+
+
 def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike, session, *, frames: int = 48,
                  seed: int = 0, model: str | None = None, device: str = "cpu", upscale: int = 4,
                  fps: float | None = None, tiny_vae: bool = False, steps: int | None = None,
@@ -364,45 +388,37 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
         raise InputError(f"--upscale must be at least 1, got {upscale}")
     out = Path(out)
     if folder:
-        if out.exists():
-            raise OutputError(f"output folder '{out}' already exists: choose a new name")
-        if not out.parent.is_dir():
-            raise OutputError(f"cannot write '{out}': folder '{out.parent}' does not exist")
-        work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        ClipFolder.check(out)
     else:
         if len(schedules) != 1:
             raise InputError("several prompts make several clips: give a folder with -o")
         VideoFileSink(out, fps=fps)  # checks the name before any worker starts
-        work_dir = None
     units = [(Unit(i, 0, frames, label=f"clip {i}: '{s[0][1][:40]}'"), (s, seed)) for i, s in enumerate(schedules)]
     runner = UnitRunner(session, functools.partial(ClipWork, model, device, tiny_vae, frames, steps), None,
                         workers=session.worker_count(len(units)), cpus=session.settings.cpus_per_worker,
                         gpus=session.gpus_per_worker(device != "cpu"), per_worker=1, on_submit=on_submit)
+    clips = ClipFolder(out) if folder else None  # the hidden partial folder, removed unless published
     written: list[dict] = []
     try:
         info = runner.start(units)
         rate = fps or info["fps"]
         with progress_bar(f"generate {len(units)} clip(s) on ray", len(units) * frames, enabled=progress) as bar:
             for unit, clip in runner.results():
-                path = work_dir / f"clip_{unit.index:04d}.mp4" if folder else out
+                path = clips.clip_path(unit.index) if folder else out
                 write_clip(clip, path, rate, upscale)
                 written.append({"file": path.name if folder else str(out), "frames": len(clip),
                                 "prompts": [{"frame": f, "prompt": p} for f, p in schedules[unit.index]]})
                 bar.advance(len(clip))
         if folder:
-            tmp = work_dir / "prompts.json.tmp"
-            tmp.write_text(json.dumps({"seed": seed, "frames": frames, "clips": written}, indent=2) + "\n")
-            os.replace(tmp, work_dir / "prompts.json")
-            os.replace(work_dir, out)
-            work_dir = None
+            clips.publish({"seed": seed, "frames": frames, "clips": written})
     except BaseException:
         if not folder and written:
             out.unlink(missing_ok=True)
         raise
     finally:
         runner.close()
-        if work_dir is not None:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        if clips is not None:
+            clips.discard()
     report = runner.report.to_dict()
     return {"output": str(out), "clips": len(written), "frames": sum(c["frames"] for c in written),
             "seconds": report["wall_s"], "fps": report["fps_total"], "cluster": report, "seed": seed,
@@ -420,30 +436,24 @@ def generate_local(schedules: list[list[tuple[int, str]]], out: str | os.PathLik
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")
     out = Path(out)
-    if out.exists():
-        raise OutputError(f"output folder '{out}' already exists: choose a new name")
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot write '{out}': folder '{out.parent}' does not exist")
+    ClipFolder.check(out)  # before the model loads
     work = ClipWork(model, device, tiny_vae, frames, steps)
     info = work.setup(None)
     rate = fps or info["fps"]
-    work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    clips = ClipFolder(out)
     written = []
     started = time.perf_counter()
     try:
         with progress_bar(f"generate {len(schedules)} clip(s)", len(schedules) * frames, enabled=progress) as bar:
             for i, schedule in enumerate(schedules):
                 clip = work.run(None, (schedule, seed))
-                write_clip(clip, work_dir / f"clip_{i:04d}.mp4", rate, upscale)
+                write_clip(clip, clips.clip_path(i), rate, upscale)
                 written.append({"file": f"clip_{i:04d}.mp4", "frames": len(clip),
                                 "prompts": [{"frame": f, "prompt": p} for f, p in schedule]})
                 bar.advance(len(clip))
-        tmp = work_dir / "prompts.json.tmp"
-        tmp.write_text(json.dumps({"seed": seed, "frames": frames, "clips": written}, indent=2) + "\n")
-        os.replace(tmp, work_dir / "prompts.json")
-        os.replace(work_dir, out)
+        clips.publish({"seed": seed, "frames": frames, "clips": written})
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        clips.discard()
     wall = time.perf_counter() - started
     total = sum(c["frames"] for c in written)
     return {"output": str(out), "clips": len(written), "frames": total, "seconds": round(wall, 2),

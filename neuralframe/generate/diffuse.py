@@ -234,12 +234,8 @@ class RestyleJob:
     fps: float | None = None
 
 
-def restyle(job: RestyleJob, progress: bool = True):
-    """Run a restyle job to the end with a progress bar; returns (report, the stage's summary)."""
-    from neuralframe.console import run_with_progress
-    from neuralframe.streaming import sinks, sources
-    from neuralframe.streaming.pipeline import Pipeline
-
+def check_restyle_job(job: RestyleJob) -> None:
+    """The job's own settings (not its files): one clear line for what a restyle cannot take."""
     text = job.input.strip()
     if text == "pattern" or text.startswith("webcam"):
         raise InputError(f"restyle takes a video file or an image folder, not '{job.input}'; for a live source use "
@@ -248,6 +244,15 @@ def restyle(job: RestyleJob, progress: bool = True):
         raise InputError(f"--frames must be positive, got {job.frames}")
     if not job.out:
         raise InputError("give the output video with -o OUT.mp4")
+
+
+def restyle(job: RestyleJob, progress: bool = True):
+    """Run a restyle job to the end with a progress bar; returns (report, the stage's summary)."""
+    from neuralframe.console import run_with_progress
+    from neuralframe.streaming import sinks, sources
+    from neuralframe.streaming.pipeline import Pipeline
+
+    check_restyle_job(job)
     stage = DiffuseStage(job.diffuse)  # the prompts and the model folder are checked before anything opens
     source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
     sink = sinks.parse_sink(job.out, fps=job.fps)
