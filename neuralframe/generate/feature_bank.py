@@ -7,9 +7,10 @@ Three ideas from StreamV2V (Liang et al. 2024), on diffusers' attention-processo
 
 - **Extended self-attention.** Each banked self-attention layer (`attn1` of the transformer blocks in
   `blocks`: the UNet's mid block by default, `None` for all of them) keeps the keys and values of
-  earlier frames. A new frame's queries attend to its own keys and values *and* the banked ones, so the layer can copy appearance from what it produced before. `strength` weighs the
-  banked tokens against the frame's own (an additive log-bias on their attention logits: 1 is equal
-  footing, 0 switches the bank off).
+  earlier frames. A new frame's queries attend to its own keys and values *and* the banked ones, so the
+  layer can copy appearance from what it produced before. `strength` weighs the banked tokens against the
+  frame's own (an additive log-bias on their attention logits: 1 is equal footing, 0 switches the bank
+  off).
 - **Feature fusion.** Each output token of the layer is compared (cosine) with the banked outputs; where
   the nearest one is at least `fusion_threshold` similar, the two are blended with weight `fusion`.
 - **A bounded bank.** Every `interval`-th frame is stored. Beyond `max_frames` frames' worth of tokens,
