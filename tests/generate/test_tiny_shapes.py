@@ -144,3 +144,15 @@ def test_restyle_with_the_tiny_autoencoder(tmp_path):
     one_clear_line(nf("restyle", str(clip), "-o", str(tmp_path / "x"), "--prompt", "a red circle", "--model",
                       str(empty), "--tiny-vae"), "no tiny autoencoder")
     assert not (tmp_path / "x").exists()
+
+
+def test_classifier_names_real_video_frames_after_the_autoencoder():
+    """The scorer of generated video must be right on real frames first: shapes between grid positions and
+    turning, as they come out of the autoencoder every generated frame passes through."""
+    from neuralframe.generate.models.classifier import ShapeClassifier
+    from neuralframe.generate.train.classifier import evaluate_video_frames, load_vae
+
+    result = evaluate_video_frames(ShapeClassifier.load(CLASSIFIER), load_vae(BUNDLED.parent / "no-work"), clips=50)
+    assert result["classifier_video_frames"] == 100
+    assert result["classifier_video_frame_accuracy"] >= 0.9, result
+    assert result["classifier_video_frame_accuracy_autoencoded"] >= 0.85, result

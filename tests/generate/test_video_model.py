@@ -44,7 +44,8 @@ def test_frame_by_frame_with_the_kv_cache_equals_the_whole_sequence_at_once():
         whole, _, _ = model.forward_streams(xs, list(range(10)), text)
         cache = KVCache(2, sink=1, window=4)
         for f in range(10):
-            v, kv = model.step(xs[:, f], model.config.context_t, text, cache, frame=f, return_kv=True)
+            v, kv = model.step(xs[:, f], model.config.context_t, text, cache, frame=f, return_kv=True,
+                               prev=xs[:, f - 1] if f else None)  # each frame also reads the one before it
             assert torch.allclose(v, whole[:, f], atol=1e-5), f"frame {f}"
             cache.append(f, kv)
     assert cache.frames == [0, 6, 7, 8, 9]
@@ -83,7 +84,7 @@ def _generator(model):
     gen = CausalVideoGenerator.__new__(CausalVideoGenerator)
     gen.model, gen.config, gen.device = model, model.config, torch.device("cpu")
     gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
-    gen.guidance, gen.stochastic, gen._empty = 1.0, True, None
+    gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps = 1.0, True, None, 0
     return gen
 
 
@@ -173,3 +174,47 @@ def test_a_damaged_model_folder_is_one_line(tmp_path):
     (tmp_path / "transformer.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(InputError, match="unreadable"):
         CausalVideoTransformer.load(tmp_path)
+
+
+def test_still_caption_turns_the_motion_into_the_start_position():
+    from neuralframe.generate.video.generate import still_caption
+
+    assert (still_caption("a large red star moving right from the top left over a plain blue background")
+            == "a large red star in the top left over a plain blue background")
+    assert (still_caption("a plain white background with a large green heart rotating in the centre")
+            == "a plain white background with a large green heart in the centre")
+    assert still_caption("a blue square bouncing at the bottom on an orange gradient") == \
+        "a blue square at the bottom on an orange gradient"
+    assert still_caption("a cat on a sofa") == "a cat on a sofa"
+
+
+def test_the_first_frame_is_the_keyframe_and_a_switch_re_anchors_the_sink(monkeypatch):
+    gen = _generator(_random_model())
+    keys = {}
+
+    def keyframe(prompt, seed):  # stands in for the base image model
+        keys[prompt] = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(len(prompt)))
+        gen.evaluations += 3
+        return keys[prompt]
+
+    gen.keyframe, gen.keyframe_steps = keyframe, 3
+    recached = []
+    real = gen.model.forward_streams
+
+    def spy(ctx_x, ctx_ids, *args, **kw):
+        recached.append((ctx_x.clone(), list(ctx_ids)))
+        return real(ctx_x, ctx_ids, *args, **kw)
+
+    monkeypatch.setattr(gen.model, "forward_streams", spy)
+    a, b = "a red star rotating in the centre", "a green heart rotating in the centre, then"
+    latents = list(gen.latents([(0, a), (6, b)], 9, seed=0))
+    assert torch.equal(latents[0], keys[a])  # frame 0 is the image model's, not the video model's
+    # 4 evaluations a frame (frame 0: 3 image-model steps and the pass that caches it), then the switch's
+    # keyframe and the recache of the 5 held frames
+    assert gen.evaluations == 9 * 4 + 3 + 5
+    (ctx, ids), = recached
+    assert ids == [0, 2, 3, 4, 5]
+    sink = ctx[:, 0]  # at the context level: 0.75 * keyframe + 0.25 * noise, of the new prompt's keyframe
+    ct = gen.config.context_t
+    assert (sink - (1 - ct) * keys[b]).std() < 1.5 * ct
+    assert (sink - (1 - ct) * keys[a]).std() > 0.8

@@ -75,11 +75,13 @@ def _write_classifier_card(folder: Path, runs: list[dict]) -> None:
     card = {
         "name": "shape-classifier",
         "description": "Names the shape and the colour of the one shape in a 64x64 image; scores generated "
-                       "images against their prompts (neuralframe eval tiny-shapes).",
+                       "images and video frames against their prompts (neuralframe eval tiny-shapes, "
+                       "neuralframe eval tiny-shapes-video).",
         "trained_by": "neuralframe's own code (neuralframe.generate.train.classifier); no pretrained weights",
         "data": "neuralframe.generate.data.ShapesGenerator 'train' split of the tiny-shapes world "
-                f"({_world()}), with blur/noise/exposure augmentation; accuracy measured on the 'eval' split "
-                "(attribute combinations unseen in training)",
+                f"({_world()}), with blur/noise/exposure augmentation, and frames of the video world's clips "
+                "(moving, rotating and bouncing shapes), half of them through the autoencoder and back; accuracy "
+                "measured on the 'eval' split (attribute combinations unseen in training), images and video frames",
         "classes": {"shape": list(SHAPES), "colour": list(COLOURS)},
         "retrain": "neuralframe train tiny-shapes --stage classifier",
         "stages": {"classifier": [{k: r[k] for k in ("command", "started", "wall_seconds", "machine", "metrics")}

@@ -3,6 +3,12 @@
 Augmentations make it robust to what generated images look like (softer edges, grain, small exposure
 shifts) without touching the colour names: Gaussian blur (sigma up to 2 px), pixel noise, +-6% brightness. Held-out
 accuracy is measured on "eval"-split images (attribute combinations never seen in training).
+
+The scorer also judges generated video frames, where shapes sit between grid positions and turn: each batch
+adds frames of the video world's clips (`VideoFrames`), half of them through the autoencoder and back, as
+every generated frame comes out of it. Trained on still images only, it named the shape of 62% of real
+rotating frames and 76-85% of real moving ones after the autoencoder's round trip (a judge that fails on real
+data cannot score a model); its video-frame accuracy is measured on "eval"-split clips, raw and round-tripped.
 """
 
 from __future__ import annotations
@@ -48,6 +54,57 @@ def augment(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return ((images + 1.0) * gain - 1.0 + noise).clamp(-1.0, 1.0)
 
 
+VIDEO_CLIPS = 16  # clips a batch, two frames each
+VIDEO_SEED = 60_000_000
+VIDEO_EVAL_SEED = 61_000_000
+
+
+class VideoFrames:
+    """Frames of seeded video-world clips ("moving", rotating and bouncing shapes), two per clip, with their
+    labels; with `vae`, every other frame goes through the autoencoder and back."""
+
+    def __init__(self, clips: int = VIDEO_CLIPS, split: str = "train", first_seed: int = VIDEO_SEED, vae=None):
+        from neuralframe.generate.data import ShapesGenerator
+        from neuralframe.generate.train.video import VIDEO_WORLD
+
+        self.generator, self.clips, self.split, self.first_seed = ShapesGenerator(VIDEO_WORLD), clips, split, first_seed
+        self.vae = vae
+
+    @torch.no_grad()
+    def __call__(self, step: int) -> dict:
+        import numpy as np
+
+        from neuralframe.generate.train.batches import to_model_range
+
+        pixels, shapes, colours = [], [], []
+        for i in range(self.clips):
+            seed = self.first_seed + step * self.clips + i
+            v = self.generator.video(seed, self.split)
+            rng = np.random.default_rng([seed, 5])
+            for f in rng.choice(len(v.pixels), 2, replace=False):
+                pixels.append(v.pixels[f])
+            labels = v.attributes.labels()
+            shapes += [labels["shape"]] * 2
+            colours += [labels["colour"]] * 2
+        x = to_model_range(np.stack(pixels))
+        if self.vae is not None:
+            x[1::2] = self.vae.decode(self.vae.encode(x[1::2]).latent_dist.mean).sample.clamp(-1, 1)
+        return {"pixels": x, "shape": torch.tensor(shapes), "colour": torch.tensor(colours)}
+
+
+def load_vae(work: Path):
+    """The autoencoder every generated frame comes out of: WORK/vae if the vae stage made one, else the
+    bundled model's."""
+    from diffusers import AutoencoderKL
+
+    from neuralframe.generate.models.folder import BUNDLED
+
+    folder = Path(work) / "vae"
+    if not (folder / "config.json").is_file():
+        folder = BUNDLED / "vae"
+    return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
+
+
 def train_classifier(work: Path, seconds: float | None = None, steps: int | None = None, resume: bool = False,
                      progress: Callable[[dict], None] | None = None, eval_images: int = 2000) -> dict:
     seconds, steps = check_budget(seconds, steps, default_seconds=300.0)
@@ -56,12 +113,16 @@ def train_classifier(work: Path, seconds: float | None = None, steps: int | None
     model = ShapeClassifier().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
     batches = ShapeBatches("classifier", BATCH)
+    vae = load_vae(work)
+    video = VideoFrames(vae=vae)
 
     def step_fn(step: int) -> dict:
-        b = batches(step)
+        b, v = batches(step), video(step)
         g = torch.Generator().manual_seed(step)
-        shape_logits, colour_logits = model(augment(b["pixels"], g).to(device))
-        shapes, colours = b["shape"].to(device), b["colour"].to(device)
+        pixels = torch.cat([b["pixels"], v["pixels"]])
+        shape_logits, colour_logits = model(augment(pixels, g).to(device))
+        shapes = torch.cat([b["shape"], v["shape"]]).to(device)
+        colours = torch.cat([b["colour"], v["colour"]]).to(device)
         loss = F.cross_entropy(shape_logits, shapes) + F.cross_entropy(colour_logits, colours)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -73,7 +134,30 @@ def train_classifier(work: Path, seconds: float | None = None, steps: int | None
                         work / "checkpoints" / "classifier.pt", seconds, steps, resume, LR, progress, final_lr=0.02)
     model.eval().cpu()
     model.save(work / "classifier")
-    return {"steps": result.steps, "seconds": round(result.seconds, 1), **evaluate_classifier(model, eval_images)}
+    return {"steps": result.steps, "seconds": round(result.seconds, 1), **evaluate_classifier(model, eval_images),
+            **evaluate_video_frames(model, vae, clips=min(400, max(8, eval_images // 5)))}
+
+
+@torch.no_grad()
+def evaluate_video_frames(model: ShapeClassifier, vae, clips: int = 400) -> dict:
+    """Shape-and-colour accuracy on frames of `clips` "eval"-split video clips: raw, and through the autoencoder."""
+    chunk = min(50, clips)
+    raw = VideoFrames(clips=chunk, split="eval", first_seed=VIDEO_EVAL_SEED)
+    right_raw = right_rt = total = 0
+    for step in range(clips // chunk):
+        b = raw(step)
+        rt = vae.decode(vae.encode(b["pixels"]).latent_dist.mean).sample.clamp(-1, 1)
+        for pixels, counter in ((b["pixels"], "raw"), (rt, "rt")):
+            shape, colour = model.predict(pixels)
+            n = int(((shape == b["shape"]) & (colour == b["colour"])).sum())
+            if counter == "raw":
+                right_raw += n
+            else:
+                right_rt += n
+        total += len(b["shape"])
+    return {"classifier_video_frame_accuracy": round(right_raw / total, 4),
+            "classifier_video_frame_accuracy_autoencoded": round(right_rt / total, 4),
+            "classifier_video_frames": total}
 
 
 @torch.no_grad()

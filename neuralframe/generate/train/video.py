@@ -13,9 +13,17 @@ share one attention pattern. At generation the last of the four sampling steps r
 `context_t`, and its keys/values go into the cache: no extra pass fills it, and the noise on the context
 hides the small errors of generated frames (the model never learned to trust context pixel-exact).
 
+**Previous frame.** Each frame, target or context, also reads the context version of the frame before it
+(`VideoConfig.prev_frame`), as generation hands it the previous frame's last-step input.
+
 **Prompt switches.** A quarter of the clips switch prompt at a random frame k: the video cross-fades over
 six frames from shape A to shape B (same track and background, another shape and colour), and the context
 is encoded under B's caption, as it is after a KV-recache at generation. The loss covers frames from k on.
+
+**The sink is the first frame under the current caption** (the clip's `anchor`): frame 0, or for a switching
+clip frame 0 of shape B's clip. At generation the base image model draws that frame for each prompt
+(frame 0, and the re-anchored sink after a switch), so the sink always shows what the caption asks for
+and the frames that follow have a picture of the new shape to fade towards.
 
 The bundled text encoder and autoencoder stay frozen: the video model reads the text encoder's hidden
 states (cross-attention) and pooled output (adaptive norm). Motion words (moving, rotating, bouncing) were
@@ -52,7 +60,7 @@ FADE_FRAMES = 6
 BATCH = 32
 LR = 5e-4
 CTX_LOSS_WEIGHT = 0.5
-FIRST_FRAME_WEIGHT = 4.0
+FIRST_FRAME_WEIGHT = 1.0  # 4.0 until the first frame came from the image model (see the generator)
 MOTION_WEIGHT = 4.0
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
 
@@ -83,21 +91,27 @@ def switch_clip(generator: ShapesGenerator, seed: int, k: int, split: str = "tra
 
 
 def render_clips(seeds: list[int], switch_fraction: float = SWITCH_FRACTION, config: ShapesConfig = VIDEO_WORLD):
-    """Pixels [n, T, H, W, 3], captions and switch frames (-1: none) of training clips `seeds`."""
+    """Pixels [n, T, H, W, 3], captions, switch frames (-1: none) and anchors [n, H, W, 3] of training clips
+    `seeds`. The anchor is the first frame of the clip under its (last) caption: frame 0 itself, or for a
+    switching clip frame 0 of the clip it switches to (what the sink holds after a switch, see the module
+    docstring)."""
     gen = ShapesGenerator(config)
-    pixels, captions, switches = [], [], []
+    pixels, captions, switches, anchors = [], [], [], []
     for s in seeds:
         rng = np.random.default_rng([s, 11])
         if rng.random() < switch_fraction:
             k = int(rng.integers(1, config.frames - FADE_FRAMES))
-            p, _, caption, _, _ = switch_clip(gen, s, k)
+            p, _, caption, _, b = switch_clip(gen, s, k)
+            anchor = b.pixels[0]
         else:
             v = gen.video(s)
             p, caption, k = v.pixels, v.caption, -1
+            anchor = p[0]
         pixels.append(p)
         captions.append(caption)
         switches.append(k)
-    return np.stack(pixels), captions, switches
+        anchors.append(anchor)
+    return np.stack(pixels), captions, switches, np.stack(anchors)
 
 
 class FrozenParts:
@@ -162,14 +176,15 @@ def build_pool(parts: FrozenParts, n_clips: int, first_seed: int = TRAIN_SEED, w
         results = pool.imap(_render_chunk, chunks)
     else:
         pool, results = None, map(_render_chunk, chunks)
-    lat, hid, pooled, sw = [], [], [], []
+    lat, hid, pooled, sw, anchor = [], [], [], [], []
     done = 0
     try:
-        for pixels, captions, switches in results:
+        for pixels, captions, switches, anchors in results:
             n, t = pixels.shape[:2]
             z = torch.cat([parts.encode_frames(p) for p in np.array_split(pixels.reshape(n * t, *pixels.shape[2:]),
                                                                           max(1, n * t // 2048))])
             lat.append(z.view(n, t, *z.shape[1:]).half())
+            anchor.append(parts.encode_frames(anchors).half())
             h, p = parts.encode_text(captions)
             hid.append(h.half())
             pooled.append(p.half())
@@ -183,7 +198,7 @@ def build_pool(parts: FrozenParts, n_clips: int, first_seed: int = TRAIN_SEED, w
             pool.join()
     empty_hidden, empty_pooled = parts.encode_text([""])
     return {"latents": torch.cat(lat), "hidden": torch.cat(hid), "pooled": torch.cat(pooled),
-            "switch": torch.cat(sw).to(parts.device), "empty_hidden": empty_hidden.half(),
+            "switch": torch.cat(sw).to(parts.device), "anchor": torch.cat(anchor), "empty_hidden": empty_hidden.half(),
             "empty_pooled": empty_pooled.half()}
 
 
@@ -211,11 +226,18 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     ids = list(range(t))
     n_ctx = torch.randn(x0.shape, device=dev, generator=generator)
     ctx = (1 - cfg.context_t) * x0 + cfg.context_t * n_ctx
+    prev_x = has_prev = None
+    if cfg.prev_frame:  # each frame reads the frame before it as the cache saw it (frame 0: none)
+        prev_x = torch.cat([torch.zeros_like(ctx[:, :1]), ctx[:, :-1]], 1).repeat(1, 2, 1, 1, 1)
+        has_prev = (torch.arange(t, device=dev) > 0).repeat(2)
+    if "anchor" in pool:  # the sink holds the first frame under the clip's caption (see render_clips)
+        anchor = (1 - cfg.context_t) * pool["anchor"][idx].float() + cfg.context_t * n_ctx[:, 0]
+        ctx = torch.cat([anchor[:, None], ctx[:, 1:]], 1)
     levels = sample_levels(b, t, cfg.steps, dev, generator)
     n_q = torch.randn(x0.shape, device=dev, generator=generator)
     lv = levels[:, :, None, None, None]
     xt = (1 - lv) * x0 + lv * n_q
-    v_ctx, v_q, _ = model.forward_streams(ctx, ids, text, xt, ids, levels)
+    v_ctx, v_q, _ = model.forward_streams(ctx, ids, text, xt, ids, levels, prev_x=prev_x, has_prev=has_prev)
     # frames before a switch are only context for the frames after it
     k = pool["switch"][idx].clamp_min(0)
     weight = (torch.arange(t, device=dev)[None] >= k[:, None]).float()  # [B, T]
@@ -253,7 +275,7 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
     pool = None
     if pool_path.exists():
         pool = torch.load(pool_path, map_location=device, weights_only=False)
-        if len(pool["latents"]) < n_clips or "empty_hidden" not in pool:
+        if len(pool["latents"]) < n_clips or "empty_hidden" not in pool or "anchor" not in pool:
             pool = None
     if pool is None:
         pool = build_pool(parts, n_clips, workers=workers,
@@ -263,6 +285,8 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
     pool_seconds = time.time() - started
     pool = {k: (v if k.startswith("empty") else v[:n_clips]) for k, v in pool.items()}
 
+    if start_model is not None and (config is None or config.prev_frame):
+        start_model = start_model.with_prev_frame()
     model = (start_model or CausalVideoTransformer(config or VideoConfig())).train().to(device)
     ema = EMA(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.99))
@@ -317,14 +341,17 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
             "name": out.name,
             "description": "A causal text-to-video diffusion transformer over the tiny-shapes autoencoder's latents "
                            "(64x64 frames): frame by frame with a KV cache holding a frame sink and a short window, "
-                           "4 network evaluations per frame, KV-recache on prompt switches.",
+                           "each frame also reading the previous one, 4 network evaluations per frame, KV-recache "
+                           "on prompt switches. With defaults.keyframe_steps > 0 the first frame (and the sink "
+                           "after a prompt switch) is drawn by the base text-to-image model.",
             "trained_by": "neuralframe's own code (neuralframe.generate.train.video); no pretrained weights",
             "base": str(base_rel),
             "data": f"neuralframe.generate.data.ShapesGenerator videos ('train' split) of {VIDEO_WORLD.frames} frames: "
                     f"motions {', '.join(VIDEO_WORLD.motions)}; shapes, colours, sizes and backgrounds of the "
                     f"tiny-shapes world; {int(SWITCH_FRACTION * 100)}% of clips switch prompt with a "
                     f"{FADE_FRAMES}-frame cross-fade",
-            "training_scheme": "teacher forcing with noised context (see neuralframe/generate/train/video.py)",
+            "training_scheme": "teacher forcing with noised context; the sink holds the first frame under the "
+                               "clip's current caption (see neuralframe/generate/train/video.py)",
             "retrain": "neuralframe train tiny-shapes-video",
             "fps": 8,
             "runs": runs,

@@ -11,6 +11,15 @@ sink and a short window), then the frame's keys/values from the last evaluation 
 and time per frame stay flat however long the video runs. On a prompt switch the held frames' keys and
 values are recomputed under the new prompt (KV-recache, sink included) before the next frame.
 
+**The first frame from the image model** (factorized generation, as Emu Video does): where the card's
+defaults set `keyframe_steps`, frame 0 is drawn by the base text-to-image model (the prompt with its motion
+phrase turned into the start position, `still_caption`), in that many consistency steps, and one pass of the
+video model at the context level puts it in the cache as the frame sink: `keyframe_steps` + 1 network
+evaluations (4). The video model then continues it. On a prompt switch the sink is re-anchored the same
+way: the image model draws the first frame of the new prompt, and the recache computes the sink's keys and
+values from it (the window's from its own frames), which is what the model is trained on (the sink holds
+the first frame under the clip's current caption, see `neuralframe.generate.train.video.render_clips`).
+
 `use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
 earlier frame together with the current one, each attending to its own sink and window as it did when it
 was made (a frame's keys in layer 2 depend on what it attended to in layer 1, so the held frames alone are
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -33,6 +43,19 @@ from neuralframe.generate.caches.kv_cache import KVCache
 from neuralframe.generate.video.model import CausalVideoTransformer
 
 BUNDLED_VIDEO = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes-video"
+
+_PLACES = "top left|top right|bottom left|bottom right|top|bottom|left|right|centre"
+_MOVING = re.compile(rf"\bmoving (?:left|right|up|down) from the ({_PLACES})\b")
+_IN_PLACE = re.compile(r"\b(?:rotating|bouncing|growing) (?=(?:in|at|on) the\b)")
+
+
+def still_caption(prompt: str) -> str:
+    """The caption of a video prompt's first frame: "a red star moving right from the left over ..." ->
+    "a red star on the left over ..."; "rotating in the centre" -> "in the centre". Other text is kept."""
+    from neuralframe.generate.data.vocab import POSITIONS
+
+    text = _MOVING.sub(lambda m: POSITIONS[m.group(1)][2], prompt)
+    return _IN_PLACE.sub("", text)
 
 
 def parse_schedule(prompt: str | None, scheduled: Sequence[str] | None) -> list[tuple[int, str]]:
@@ -99,6 +122,11 @@ class CausalVideoGenerator:
         # classifier-free guidance of the first frame (no context yet), and fresh noise at each step
         self.guidance = float(guidance if guidance is not None else defaults.get("first_frame_guidance", 1.0))
         self.stochastic = bool(stochastic if stochastic is not None else defaults.get("stochastic", True))
+        # frame 0 (and the sink after a prompt switch) from the base image model: its steps (0: the video
+        # model draws frame 0 itself) and guidance weight
+        self.keyframe_steps = int(defaults.get("keyframe_steps", 0))
+        self.keyframe_guidance = defaults.get("keyframe_guidance")
+        self._pipe = None
         self._empty = None
         self.size = int(self.parts.vae.config.sample_size)
         self.tiny = None
@@ -131,6 +159,26 @@ class CausalVideoGenerator:
         # the tiny decoder reads the scaled latents the model makes (its own scaling factor is 1)
         return to_uint8(self.tiny.decode(latents / self.tiny.config.scaling_factor).sample.cpu())
 
+    def _image_pipe(self):
+        if self._pipe is None:
+            from neuralframe.generate.models.folder import card_defaults, load_pipeline
+
+            self._pipe = load_pipeline(self.base).to(self.device)
+            if self.keyframe_guidance is None:
+                self.keyframe_guidance = card_defaults(self.base).get("guidance_scale")
+        return self._pipe
+
+    @torch.no_grad()
+    def keyframe(self, prompt: str, seed: int) -> torch.Tensor:
+        """Latents [1, C, h, w] of the first frame of `prompt`, drawn by the base image model."""
+        pipe = self._image_pipe()
+        kwargs = {} if self.keyframe_guidance is None else {"guidance_scale": float(self.keyframe_guidance)}
+        with torch.inference_mode():
+            out = pipe(prompt=[still_caption(prompt)], num_inference_steps=self.keyframe_steps, output_type="latent",
+                       generator=torch.Generator(device=self.device).manual_seed(int(seed)), **kwargs)
+        self.evaluations += self.keyframe_steps
+        return out.images.float()
+
     def new_cache(self) -> KVCache:
         return KVCache(self.config.depth, self.config.sink, self.config.window)
 
@@ -150,12 +198,32 @@ class CausalVideoGenerator:
         cache = cache if cache is not None else self.new_cache()
         cache.reset()
         held_inputs: dict[int, torch.Tensor] = {}  # the last step's input of frames kept (recache / recompute)
-        text = None
+        held_prev: dict[int, torch.Tensor | None] = {}  # the previous frame's input each of them read
+        text = anchor = last = None
+        ct = cfg.context_t
         for f in range(n_frames):
             if f in switches:
                 text = self.text(switches[f])
+                anchor = None
+                if self.keyframe_steps:  # the first frame under this prompt
+                    seed_f = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=g, device=self.device))
+                    anchor = self.keyframe(switches[f], seed_f)
+                    if f and cfg.sink:  # re-anchor the sink (see the module docstring)
+                        noise = torch.randn(shape, generator=g, device=self.device)
+                        held_inputs[0] = (1 - ct) * anchor + ct * noise
                 if f and use_cache and len(cache):
-                    self._recache(cache, held_inputs, text)
+                    self._recache(cache, held_inputs, held_prev, text)
+            if f == 0 and anchor is not None:  # the keyframe into the cache: one pass at the context level
+                x0 = anchor
+                x = (1 - ct) * x0 + ct * torch.randn(shape, generator=g, device=self.device)
+                if use_cache:
+                    _, kv = model.step(x, ct, text, cache, frame=0, return_kv=True)
+                self.evaluations += 1
+                held_inputs[0], held_prev[0], last = x, None, x
+                if use_cache:
+                    cache.append(0, kv)
+                yield x0
+                continue
             x0 = eps = None
             guided = f == 0 and self.guidance != 1.0
             for i, t in enumerate(cfg.steps):
@@ -163,14 +231,12 @@ class CausalVideoGenerator:
                 if x0 is not None and not self.stochastic:
                     noise = eps  # the predicted noise carried on (deterministic, DDIM-like)
                 x = noise if x0 is None else (1 - t) * x0 + t * noise
-                last = i == len(cfg.steps) - 1
+                final = i == len(cfg.steps) - 1
                 if use_cache:
-                    out = model.step(x, t, text, cache, frame=f, return_kv=last)
-                    v, kv = out if last else (out, None)
+                    out = model.step(x, t, text, cache, frame=f, return_kv=final, prev=last)
+                    v, kv = out if final else (out, None)
                 else:
-                    earlier = sorted(held_inputs)
-                    ctx = torch.stack([held_inputs[j] for j in earlier], 1) if earlier else None
-                    v = self._recompute(x, t, f, text, ctx, earlier)
+                    v = self._recompute(x, t, f, text, held_inputs, held_prev, last)
                 self.evaluations += 1
                 if guided:
                     v_u = model.step(x, t, self._empty_text(), None, frame=f)
@@ -178,11 +244,11 @@ class CausalVideoGenerator:
                     v = v_u + self.guidance * (v - v_u)
                 x0 = x - t * v
                 eps = x0 + v
-            held_inputs[f] = x
+            held_inputs[f], held_prev[f], last = x, last, x
             if use_cache:  # only the held frames' inputs are kept (for a KV-recache)
                 cache.append(f, kv)
                 for j in set(held_inputs) - set(cache.frames):
-                    del held_inputs[j]
+                    del held_inputs[j], held_prev[j]
             yield x0
 
     def _empty_text(self):
@@ -190,17 +256,29 @@ class CausalVideoGenerator:
             self._empty = self.text("")
         return self._empty
 
-    def _recompute(self, x, t, frame, text, ctx, held):
-        if ctx is None:
-            return self.model.step(x, t, text, None, frame=frame)
+    @staticmethod
+    def _prevs(inputs: list[torch.Tensor | None], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The previous-frame inputs of some rows [1, R, C, H, W] (zeros where a row has none) and which have one."""
+        prev = torch.stack([like if p is None else p for p in inputs], 1)
+        has = torch.tensor([p is not None for p in inputs], dtype=torch.bool, device=like.device)
+        return prev, has
+
+    def _recompute(self, x, t, frame, text, held_inputs, held_prev, last):
+        if not held_inputs:
+            return self.model.step(x, t, text, None, frame=frame, prev=last)
+        held = sorted(held_inputs)
+        ctx = torch.stack([held_inputs[j] for j in held], 1)
+        prev_x, has_prev = self._prevs([held_prev[j] for j in held] + [last], torch.zeros_like(x))
         _, v, _ = self.model.forward_streams(ctx, held, text, x[:, None], [frame],
-                                             torch.full((1, 1), float(t), device=x.device))
+                                             torch.full((1, 1), float(t), device=x.device),
+                                             prev_x=prev_x, has_prev=has_prev)
         return v[:, 0]
 
-    def _recache(self, cache: KVCache, held_inputs: dict[int, torch.Tensor], text) -> None:
+    def _recache(self, cache: KVCache, held_inputs: dict[int, torch.Tensor], held_prev: dict, text) -> None:
         held = cache.frames
         xs = torch.stack([held_inputs[f] for f in held], 1)
-        _, _, kvs = self.model.forward_streams(xs, held, text)
+        prev_x, has_prev = self._prevs([held_prev[f] for f in held], torch.zeros_like(xs[:, 0]))
+        _, _, kvs = self.model.forward_streams(xs, held, text, prev_x=prev_x, has_prev=has_prev)
         self.evaluations += len(held)
         fresh = [[(k[:, p], v[:, p]) for k, v in kvs] for p in range(len(held))]
         cache.recache(lambda frames: fresh, include_sink=True)

@@ -16,6 +16,14 @@ keys and values when they are read (offset 0 is the frame itself, 1..window the 
 frame further back than the window): the cache stores them without it, so an entry never has to be
 rewritten as the video moves on.
 
+**Previous-frame input** (`prev_frame`): besides its own noisy latents, each frame's tokens read the latents
+of the frame before it, as the cache's last step saw them (at the context noise level), patch by patch, with
+a flag channel that says whether there is one (frame 0 has none). Motion between frames is a shift of a
+fraction of a latent pixel: through attention alone the model has to find and copy the shape before it can
+move it, and the bundled model (3,476 steps without this input) lost the shape of a given first frame in
+two frames of three. With the previous frame under each token, copying is the default and the network
+learns the shift.
+
 Flow matching (x_t = (1 - t) x_0 + t noise, the network predicts v = noise - x_0), text through
 cross-attention to the bundled text encoder's hidden states and adaptive layer norm on the timestep and
 the pooled text. Sampling takes `len(config.steps)` network evaluations per frame: each step predicts x_0
@@ -52,6 +60,7 @@ class VideoConfig:
     clip_frames: int = 12  # frames of a training clip
     context_t: float = 0.25  # noise level of cached context frames
     steps: tuple[float, ...] = field(default=(1.0, 0.75, 0.5, 0.25))
+    prev_frame: bool = True  # each frame also reads the previous frame's latents (see the module docstring)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -62,6 +71,7 @@ class VideoConfig:
     def from_dict(cls, d: dict) -> "VideoConfig":
         d = dict(d)
         d["steps"] = tuple(d.get("steps", cls.steps))
+        d.setdefault("prev_frame", False)  # folders written before the previous-frame input
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -200,7 +210,9 @@ class CausalVideoTransformer(nn.Module):
             raise InputError(f"dim {d} is not a multiple of heads {cfg.heads}")
         if cfg.latent_size % cfg.patch:
             raise InputError(f"latent size {cfg.latent_size} is not a multiple of the patch {cfg.patch}")
-        self.inp = nn.Linear(cfg.latent_channels * cfg.patch ** 2, d)
+        patch_in = cfg.latent_channels * cfg.patch ** 2
+        # with prev_frame: the previous frame's patch and a has-a-previous-frame flag follow the frame's own
+        self.inp = nn.Linear(patch_in * 2 + cfg.patch ** 2 if cfg.prev_frame else patch_in, d)
         self.pos = nn.Parameter(torch.randn(cfg.tokens, d) * 0.02)
         self.t_mlp = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.pooled_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.SiLU(), nn.Linear(d, d))
@@ -217,8 +229,20 @@ class CausalVideoTransformer(nn.Module):
         """hidden [B, L, text_dim] (the text encoder's last hidden states), pooled [B, text_dim]."""
         return TextCondition([blk.text_kv(hidden) for blk in self.blocks], self.pooled_proj(pooled))
 
-    def _tokens(self, x: torch.Tensor) -> torch.Tensor:  # [M, C, H, W] -> [M, N, d]
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None = None,
+                has_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """[M, C, H, W] -> [M, N, d]. prev: the previous frames' latents [M, C, H, W] (None: no frame has one);
+        has_prev: bool [M], which rows have one (default: all, when prev is given)."""
         p = self.config.patch
+        if self.config.prev_frame:
+            m = x.shape[0]
+            if prev is None:
+                prev, has_prev = torch.zeros_like(x), torch.zeros(m, dtype=torch.bool, device=x.device)
+            elif has_prev is None:
+                has_prev = torch.ones(m, dtype=torch.bool, device=x.device)
+            prev = prev.to(x.dtype) * has_prev[:, None, None, None].to(x.dtype)
+            flag = has_prev[:, None, None, None].to(x.dtype).expand(m, 1, *x.shape[-2:])
+            x = torch.cat([x, prev, flag], 1)
         patches = F.pixel_unshuffle(x, p) if p > 1 else x  # [M, C*p*p, H/p, W/p]
         return self.inp(patches.flatten(2).transpose(1, 2)) + self.pos
 
@@ -234,11 +258,12 @@ class CausalVideoTransformer(nn.Module):
 
     # ---- one frame against a KV cache (generation) ----
     def step(self, x_t: torch.Tensor, t: float, text: TextCondition, cache=None, frame: int = 0,
-             return_kv: bool = False):
+             return_kv: bool = False, prev: torch.Tensor | None = None):
         """One network evaluation for frame `frame` ([B, C, H, W] at noise level t) attending to the frames
-        `cache` holds. Returns v [B, C, H, W] and, with return_kv, this frame's raw keys/values per layer."""
+        `cache` holds; `prev`: the previous frame's latents at the context level (None for frame 0).
+        Returns v [B, C, H, W] and, with return_kv, this frame's raw keys/values per layer."""
         b = x_t.shape[0]
-        h = self._tokens(x_t)
+        h = self._tokens(x_t, prev)
         c = self._cond(torch.full((b,), float(t), device=x_t.device), text)
         held = cache.frames if cache is not None and len(cache) else []
         off = None
@@ -263,12 +288,15 @@ class CausalVideoTransformer(nn.Module):
     def forward_streams(self, ctx_x: torch.Tensor, ctx_ids: list[int], text: TextCondition,
                         query_x: torch.Tensor | None = None, query_ids: list[int] | None = None,
                         query_t: torch.Tensor | None = None, ctx_t: float | None = None,
-                        available: set[int] | None = None):
+                        available: set[int] | None = None, prev_x: torch.Tensor | None = None,
+                        has_prev: torch.Tensor | None = None):
         """Context frames ctx_x [B, F, C, H, W] (frame ids `ctx_ids`, noise level ctx_t) and optional query
         frames query_x [B, Q, C, H, W] at levels query_t [B, Q], in one pass. Every frame attends to itself
         and to the context frames a KV cache would hold when it is generated (`context_frames`), among those
-        in ctx_ids (and `available`, if given). Returns (v_ctx, v_query or None, per-layer raw context
-        keys/values [B, F, N, d])."""
+        in ctx_ids (and `available`, if given). With the previous-frame input, each row (context rows, then
+        query rows) reads `prev_x` [B, F + Q, C, H, W] where `has_prev` [F + Q] (bool) says it has one; by
+        default a row reads the context frame whose id is one less than its own, if there is one. Returns
+        (v_ctx, v_query or None, per-layer raw context keys/values [B, F, N, d])."""
         cfg = self.config
         b, f = ctx_x.shape[:2]
         ctx_t = cfg.context_t if ctx_t is None else ctx_t
@@ -288,7 +316,15 @@ class CausalVideoTransformer(nn.Module):
         index, offs, valid = index.to(dev), offs.to(dev), valid.to(dev)
         rows = f + q
         x = ctx_x if not q else torch.cat([ctx_x, query_x], 1)  # [B, R, C, H, W]
-        h = self._tokens(x.flatten(0, 1))  # [B*R, N, d]
+        prev = None
+        if cfg.prev_frame:
+            if prev_x is None:
+                before = [pos.get(fid - 1, -1) for fid in row_ids]
+                has_prev = torch.tensor([j >= 0 for j in before], dtype=torch.bool, device=ctx_x.device)
+                prev_x = ctx_x[:, [max(j, 0) for j in before]]
+            prev = prev_x.flatten(0, 1)
+            has_prev = has_prev.to(ctx_x.device)[None].expand(b, -1).flatten()
+        h = self._tokens(x.flatten(0, 1), prev, has_prev)  # [B*R, N, d]
         ts = torch.full((b, f), float(ctx_t), device=dev)
         if q:
             ts = torch.cat([ts, query_t.to(dev).float()], 1)
@@ -307,6 +343,20 @@ class CausalVideoTransformer(nn.Module):
             h = blk.attend(h, mod, qq, k, v, ck, cv, off, mask, text.kv[i])
         out = self._out(h, c).view(b, rows, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
         return out[:, :f], (out[:, f:] if q else None), kvs
+
+    def with_prev_frame(self) -> "CausalVideoTransformer":
+        """This model with the previous-frame input added (its weights zero: the new model computes what this
+        one does until training uses the input). The way an earlier model is continued with it."""
+        if self.config.prev_frame:
+            return self
+        from dataclasses import replace
+
+        new = CausalVideoTransformer(replace(self.config, prev_frame=True))
+        state = self.state_dict()
+        w = state.pop("inp.weight")
+        state["inp.weight"] = torch.cat([w, torch.zeros(w.shape[0], new.inp.in_features - w.shape[1])], 1)
+        new.load_state_dict(state)
+        return new.train(self.training)
 
     # ---- files ----
     def save(self, folder, dtype: torch.dtype = torch.float16) -> None:
