@@ -62,6 +62,9 @@ LR = 5e-4
 CTX_LOSS_WEIGHT = 0.5
 FIRST_FRAME_WEIGHT = 1.0  # 4.0 until the first frame came from the image model (see the generator)
 MOTION_WEIGHT = 4.0
+# frame 1 is where a generated video's motion starts: every later frame can carry on the motion it sees in
+# its context, frame 1 has only the first frame and the caption to take the direction from
+SECOND_FRAME_WEIGHT = 4.0
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
 
 
@@ -244,6 +247,7 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     # the first frame has no context: it is a text-to-image problem, the hardest of the clip, and every later
     # frame copies what it drew, so it weighs more
     weight[:, 0] *= FIRST_FRAME_WEIGHT
+    weight[:, 1] *= SECOND_FRAME_WEIGHT
     # motion is a small change between frames that copying the context already gets nearly right: latent
     # pixels that change from the previous frame weigh more, so the loss does not drown it
     change = torch.zeros_like(x0[:, :, :1])

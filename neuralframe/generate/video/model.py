@@ -20,9 +20,10 @@ rewritten as the video moves on.
 of the frame before it, as the cache's last step saw them (at the context noise level), patch by patch, with
 a flag channel that says whether there is one (frame 0 has none). Motion between frames is a shift of a
 fraction of a latent pixel: through attention alone the model has to find and copy the shape before it can
-move it, and the bundled model (3,476 steps without this input) lost the shape of a given first frame in
-two frames of three. With the previous frame under each token, copying is the default and the network
-learns the shift.
+move it. Handed the real first frame of 40 held-out clips, the model trained 3,476 steps without this input
+moved the shape the captioned way in 0.475 of them and kept the prompted shape in 0.36 of the frames (real
+clips: 1.0 and 0.80 under the scorer of the time). With the previous frame under each token, copying is
+the default and the network learns the shift.
 
 Flow matching (x_t = (1 - t) x_0 + t noise, the network predicts v = noise - x_0), text through
 cross-attention to the bundled text encoder's hidden states and adaptive layer norm on the timestep and
