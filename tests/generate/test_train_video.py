@@ -36,6 +36,9 @@ def test_training_writes_a_model_and_resumes_from_its_checkpoint(trained):
     assert (work / "video" / "transformer.safetensors").is_file()
     pool = __import__("torch").load(work / "video_pool.pt", weights_only=False)
     assert tuple(pool["latents"].shape) == (8, 12, 4, 8, 8)  # 8 clips of 12 frames of 8x8x4 latents
+    # the sink's frame: the clip's own first frame unless it switches prompt (then the other clip's)
+    same = (pool["anchor"].float() - pool["latents"][:, 0].float()).abs().flatten(1).amax(1) < 1e-2
+    assert same.tolist() == (pool["switch"] < 0).tolist()
     more = train_video(work, BASE, None, 3, True, n_clips=8, batch=2, config=VideoConfig(dim=32, depth=1, heads=2))
     assert more["steps"] == 3  # continued from step 2, not from 0
 
@@ -54,12 +57,13 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
         assert 0 <= saved["metrics"][key] <= 100
     assert saved["runs"][0]["command"].startswith("neuralframe train")
     sweep, best = saved["sampling_sweep_tuning_prompts"], saved["defaults"]
-    chosen = [e for e in sweep if e["first_frame_guidance"] == best["first_frame_guidance"]
-              and e["stochastic"] == best["stochastic"]]
-    unguided = [e["score"] for e in sweep if e["first_frame_guidance"] == 1.0]  # 4 evaluations per frame
-    assert len(sweep) == 6 and chosen[0]["score"] == max(unguided)  # the best of those on the tuning prompts
+    keys = ("keyframe_steps", "stochastic", "warm_start")
+    chosen = [e for e in sweep if all(e[k] == best[k] for k in keys)]
+    assert len(sweep) == 8 and chosen[0]["score"] == max(e["score"] for e in sweep)  # the best on the tuning prompts
+    assert {e["keyframe_steps"] for e in sweep} == {0, 3}  # a keyframe in n steps + the pass caching it: <= 4
     loaded = CausalVideoGenerator(out)
-    assert (loaded.guidance, loaded.stochastic) == (best["first_frame_guidance"], best["stochastic"])  # and used
+    assert tuple(getattr(loaded, k) for k in keys) == tuple(best[k] for k in keys)  # and used
+    assert loaded.guidance == 1.0
     assert (out / Path(saved["base"])).resolve() == BASE.resolve()
     frames = list(CausalVideoGenerator(out).frames([(0, "a large red star rotating in the centre")], 3))
     assert len(frames) == 3 and frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8

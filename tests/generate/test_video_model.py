@@ -84,7 +84,7 @@ def _generator(model):
     gen = CausalVideoGenerator.__new__(CausalVideoGenerator)
     gen.model, gen.config, gen.device = model, model.config, torch.device("cpu")
     gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
-    gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps = 1.0, True, None, 0
+    gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps, gen.warm_start = 1.0, True, None, 0, False
     return gen
 
 
@@ -110,9 +110,13 @@ def test_a_prompt_switch_keeps_the_frames_before_it_and_changes_the_ones_after()
     assert not torch.allclose(plain[6:], switched[6:], atol=1e-3)
 
 
-def test_without_a_cache_recomputing_all_context_makes_the_same_video():
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_without_a_cache_recomputing_all_context_makes_the_same_video(warm_start):
     gen = _generator(_random_model())
+    gen.warm_start = warm_start
     cached = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1)))
+    # a warm start skips the first (pure-noise) step of every frame after the first
+    assert gen.evaluations == 4 + 11 * (3 if warm_start else 4)
     recomputed = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1, use_cache=False)))
     # long past the window: the cache stores exactly what recomputing every earlier frame gives
     assert torch.allclose(cached, recomputed, atol=1e-4)

@@ -20,6 +20,10 @@ way: the image model draws the first frame of the new prompt, and the recache co
 values from it (the window's from its own frames), which is what the model is trained on (the sink holds
 the first frame under the clip's current caption, see `neuralframe.generate.train.video.render_clips`).
 
+**Warm start** (card default `warm_start`): a frame after the first starts from the previous frame's estimate
+re-noised to the second sampling level instead of from pure noise (SDEdit's idea), one evaluation fewer
+(3); the assembled card says which of the two the tuning prompts preferred.
+
 `use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
 earlier frame together with the current one, each attending to its own sink and window as it did when it
 was made (a frame's keys in layer 2 depend on what it attended to in layer 1, so the held frames alone are
@@ -126,6 +130,8 @@ class CausalVideoGenerator:
         # model draws frame 0 itself) and guidance weight
         self.keyframe_steps = int(defaults.get("keyframe_steps", 0))
         self.keyframe_guidance = defaults.get("keyframe_guidance")
+        # frames after the first start from the previous frame re-noised to the second level, not from noise
+        self.warm_start = bool(defaults.get("warm_start", False))
         self._pipe = None
         self._empty = None
         self.size = int(self.parts.vae.config.sample_size)
@@ -199,7 +205,7 @@ class CausalVideoGenerator:
         cache.reset()
         held_inputs: dict[int, torch.Tensor] = {}  # the last step's input of frames kept (recache / recompute)
         held_prev: dict[int, torch.Tensor | None] = {}  # the previous frame's input each of them read
-        text = anchor = last = None
+        text = anchor = last = last_x0 = None
         ct = cfg.context_t
         for f in range(n_frames):
             if f in switches:
@@ -219,19 +225,22 @@ class CausalVideoGenerator:
                 if use_cache:
                     _, kv = model.step(x, ct, text, cache, frame=0, return_kv=True)
                 self.evaluations += 1
-                held_inputs[0], held_prev[0], last = x, None, x
+                held_inputs[0], held_prev[0], last, last_x0 = x, None, x, x0
                 if use_cache:
                     cache.append(0, kv)
                 yield x0
                 continue
             x0 = eps = None
             guided = f == 0 and self.guidance != 1.0
-            for i, t in enumerate(cfg.steps):
+            steps = cfg.steps
+            if f and self.warm_start and len(steps) > 1:  # SDEdit-like: the last frame as the first estimate
+                x0, steps = last_x0, steps[1:]
+            for i, t in enumerate(steps):
                 noise = torch.randn(shape, generator=g, device=self.device)
-                if x0 is not None and not self.stochastic:
+                if eps is not None and not self.stochastic:
                     noise = eps  # the predicted noise carried on (deterministic, DDIM-like)
                 x = noise if x0 is None else (1 - t) * x0 + t * noise
-                final = i == len(cfg.steps) - 1
+                final = i == len(steps) - 1
                 if use_cache:
                     out = model.step(x, t, text, cache, frame=f, return_kv=final, prev=last)
                     v, kv = out if final else (out, None)
@@ -244,7 +253,7 @@ class CausalVideoGenerator:
                     v = v_u + self.guidance * (v - v_u)
                 x0 = x - t * v
                 eps = x0 + v
-            held_inputs[f], held_prev[f], last = x, last, x
+            held_inputs[f], held_prev[f], last, last_x0 = x, last, x, x0
             if use_cache:  # only the held frames' inputs are kept (for a KV-recache)
                 cache.append(f, kv)
                 for j in set(held_inputs) - set(cache.frames):
