@@ -20,7 +20,7 @@ from neuralframe.generate.video.generate import BUNDLED_VIDEO
 
 ROOT = Path(__file__).resolve().parents[2]
 RED_STAR = "a large red star rotating in the centre over a plain blue background"
-MOTION_FLOOR = 0.2  # a still shape never counts as moved; the bundled checkpoint moves 0.32 of 100 the right way
+MOTION_FLOOR = 0.4  # a still shape never counts as moved; the bundled model moves 0.62 of 100 the right way
 
 
 def _decode(path: Path) -> list[np.ndarray]:
@@ -61,7 +61,8 @@ def test_generate_writes_the_frames_it_reports(tmp_path, capsys):
     frames = _decode(out)
     assert len(frames) == summary["frames"] == 12
     assert frames[0].shape == (128, 128, 3) and summary["size"] == "128x128"
-    assert summary["network_evaluations_per_frame"] == 4
+    # frame 0: 3 image-model steps + the pass that caches it; later frames: 3 (a warm start from the last one)
+    assert summary["network_evaluations_per_frame"] == round((4 + 11 * 3) / 12, 2)
     assert summary["fps"] > 0 and summary["peak_memory_mb"] > 0
     # a red shape over blue, and it changes from frame to frame (a video, not a still)
     first = frames[0].astype(np.float32)
@@ -74,7 +75,7 @@ def test_generate_writes_the_frames_it_reports(tmp_path, capsys):
 def test_shapes_move_the_captioned_way_on_unseen_prompts(generator, scorer):
     from neuralframe.generate.video.evaluate import evaluate_video
 
-    # what this early checkpoint does (README): colours right, shapes and motion not yet (targets 0.8)
+    # what the bundled model does (README): colours right, shapes and motion in about 0.6 of clips (targets 0.8)
     m = evaluate_video(generator, scorer, prompts=12, switch_prompts=4)
     assert m["frame_colour_adherence"] >= 0.8
     assert m["motion_adherence"] >= MOTION_FLOOR
