@@ -72,7 +72,10 @@ def test_sh_and_activation():
     x = torch.tensor([0.0, 20.0], requires_grad=True)
     y = trunc_exp(x)
     y.sum().backward()
-    assert y[1] == math.exp(20.0) and x.grad[1] == math.exp(15.0) and x.grad[0] == 1.0
+    # forward exp(x), gradient clamped at exp(15); float32 exp is within an ulp of the true value, and which
+    # ulp depends on the CPU's vector exp (AVX-512 and AVX2 kernels differ), so compare to 1e-6
+    torch.testing.assert_close(y.detach(), torch.tensor([1.0, math.exp(20.0)]), rtol=1e-6, atol=0)
+    torch.testing.assert_close(x.grad, torch.tensor([1.0, math.exp(15.0)]), rtol=1e-6, atol=0)
 
 
 def test_fused_geometry_matches_unfused():
