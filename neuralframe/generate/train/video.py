@@ -186,8 +186,13 @@ def build_pool(parts: FrozenParts, n_clips: int, first_seed: int = TRAIN_SEED, w
             n, t = pixels.shape[:2]
             z = torch.cat([parts.encode_frames(p) for p in np.array_split(pixels.reshape(n * t, *pixels.shape[2:]),
                                                                           max(1, n * t // 2048))])
-            lat.append(z.view(n, t, *z.shape[1:]).half())
-            anchor.append(parts.encode_frames(anchors).half())
+            z = z.view(n, t, *z.shape[1:])
+            lat.append(z.half())
+            first = z[:, 0].clone()  # the anchor of a clip that does not switch is its own first frame
+            switched = [i for i, k in enumerate(switches) if k >= 0]
+            if switched:
+                first[switched] = parts.encode_frames(anchors[switched])
+            anchor.append(first.half())
             h, p = parts.encode_text(captions)
             hid.append(h.half())
             pooled.append(p.half())

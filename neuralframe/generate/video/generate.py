@@ -219,21 +219,15 @@ class CausalVideoGenerator:
                         held_inputs[0] = (1 - ct) * anchor + ct * noise
                 if f and use_cache and len(cache):
                     self._recache(cache, held_inputs, held_prev, text)
-            if f == 0 and anchor is not None:  # the keyframe into the cache: one pass at the context level
-                x0 = anchor
-                x = (1 - ct) * x0 + ct * torch.randn(shape, generator=g, device=self.device)
-                if use_cache:
-                    _, kv = model.step(x, ct, text, cache, frame=0, return_kv=True)
-                self.evaluations += 1
-                held_inputs[0], held_prev[0], last, last_x0 = x, None, x, x0
-                if use_cache:
-                    cache.append(0, kv)
-                yield x0
-                continue
             x0 = eps = None
             guided = f == 0 and self.guidance != 1.0
             steps = cfg.steps
-            if f and self.warm_start and len(steps) > 1:  # SDEdit-like: the last frame as the first estimate
+            if f == 0 and anchor is not None:  # the keyframe into the cache: one pass at the context level
+                x0, steps = anchor, ()
+                x = (1 - ct) * x0 + ct * torch.randn(shape, generator=g, device=self.device)
+                kv = model.step(x, ct, text, cache, frame=0, return_kv=True)[1] if use_cache else None
+                self.evaluations += 1
+            elif f and self.warm_start and len(steps) > 1:  # SDEdit-like: the last frame as the first estimate
                 x0, steps = last_x0, steps[1:]
             for i, t in enumerate(steps):
                 noise = torch.randn(shape, generator=g, device=self.device)
