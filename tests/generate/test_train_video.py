@@ -57,10 +57,12 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
         assert 0 <= saved["metrics"][key] <= 100
     assert saved["runs"][0]["command"].startswith("neuralframe train")
     sweep, best = saved["sampling_sweep_tuning_prompts"], saved["defaults"]
-    keys = ("keyframe_steps", "stochastic", "warm_start")
+    keys = ("keyframe_steps", "stochastic", "warm_start", "motion_guidance")
     chosen = [e for e in sweep if all(e[k] == best[k] for k in keys)]
     assert len(sweep) == 8 and chosen[0]["score"] == max(e["score"] for e in sweep)  # the best on the tuning prompts
-    assert {e["keyframe_steps"] for e in sweep} == {0, 3}  # a keyframe in n steps + the pass caching it: <= 4
+    assert {e["keyframe_steps"] for e in sweep} == {3}  # a keyframe in 3 steps + the pass caching it: 4
+    # direction guidance costs one evaluation: only with a warm start (3 + 1)
+    assert all(e["warm_start"] for e in sweep if e["motion_guidance"] != 1.0)
     loaded = CausalVideoGenerator(out)
     assert tuple(getattr(loaded, k) for k in keys) == tuple(best[k] for k in keys)  # and used
     assert loaded.guidance == 1.0

@@ -85,6 +85,7 @@ def _generator(model):
     gen.model, gen.config, gen.device = model, model.config, torch.device("cpu")
     gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
     gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps, gen.warm_start = 1.0, True, None, 0, False
+    gen.motion_guidance, gen.motion_guidance_t = 1.0, 0.5
     return gen
 
 
@@ -120,6 +121,31 @@ def test_without_a_cache_recomputing_all_context_makes_the_same_video(warm_start
     recomputed = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1, use_cache=False)))
     # long past the window: the cache stores exactly what recomputing every earlier frame gives
     assert torch.allclose(cached, recomputed, atol=1e-4)
+
+
+def test_direction_guidance_reads_the_opposite_prompt_and_the_cache_still_equals_recomputing():
+    from neuralframe.generate.video.generate import opposite_caption
+
+    assert opposite_caption("a red star moving right from the left over a plain blue background") == \
+        "a red star moving left from the left over a plain blue background"
+    assert opposite_caption("a large red star rotating in the centre") is None
+    gen = _generator(_random_model())
+    gen.warm_start = True
+    prompt = "a red star moving up from the bottom"
+    plain = torch.cat(list(gen.latents([(0, prompt)], 12, seed=1)))
+    gen.motion_guidance, gen.evaluations = 4.0, 0
+    read = []
+    encode = gen.parts.encode_text
+    gen.parts.encode_text = lambda captions: (read.append(captions[0]), encode(captions))[1]
+    guided = torch.cat(list(gen.latents([(0, prompt)], 12, seed=1)))
+    assert "a red star moving down from the bottom" in read
+    assert gen.evaluations == 4 + 11 * 4  # warm start (3) + the guided step's second evaluation
+    assert torch.equal(plain[0], guided[0]) and not torch.allclose(plain[1:], guided[1:], atol=1e-3)
+    recomputed = torch.cat(list(gen.latents([(0, prompt)], 12, seed=1, use_cache=False)))
+    assert torch.allclose(guided, recomputed, atol=1e-4)
+    gen.evaluations = 0
+    list(gen.latents([(0, "a red star rotating in the centre")], 12, seed=1))
+    assert gen.evaluations == 4 + 11 * 3  # no direction, nothing to guide
 
 
 def test_prompt_schedules_parse_and_bad_ones_say_why():

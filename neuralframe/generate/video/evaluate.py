@@ -147,32 +147,34 @@ def evaluate_switches(gen, classifier, n: int, k: int = 8, seed: int = 0,
             "switch_smooth_rate": round(float(np.mean(np.asarray(ratios) <= 2.0)), 4)}
 
 
-def tune_sampling(gen, classifier, keyframe_steps=(0, 3), stochastic=(True, False), warm_start=(False, True),
-                  prompts: int = 24, progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[dict]]:
+def tune_sampling(gen, classifier, keyframe_steps=(3,), stochastic=(True, False), warm_start=(False, True),
+                  motion_guidance=(1.0, 3.0, 4.0), prompts: int = 24,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[dict]]:
     """The sampling defaults with the best mean of motion, frame and switch adherence on tuning prompts (held
     out, and apart from those `evaluate_video` scores; `prompts` motion clips and half as many switches): how
     the first frame is drawn (0: by the video model itself; n: by the base image model in n steps plus the
     video model's pass that caches it, n + 1 <= 4 network evaluations), fresh or carried-on noise between
-    steps, and whether later frames start from the previous one (`warm_start`). Returns (best settings,
-    every setting scored)."""
-    saved = gen.keyframe_steps, gen.stochastic, gen.warm_start
+    steps, whether later frames start from the previous one (`warm_start`), and the weight of the direction
+    guidance (`motion_guidance`, one evaluation more: only with a warm start, which keeps a frame at 4).
+    Returns (best settings, every setting scored)."""
+    saved = gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance
+    settings = [(int(k), bool(s), bool(w), float(g)) for k in keyframe_steps for s in stochastic for w in warm_start
+                for g in motion_guidance if w or g == 1.0]
     sweep = []
-    total = len(keyframe_steps) * len(stochastic) * len(warm_start)
     try:
-        for k in keyframe_steps:
-            for s in stochastic:
-                for w in warm_start:
-                    gen.keyframe_steps, gen.stochastic, gen.warm_start = int(k), bool(s), bool(w)
-                    m = evaluate_video(gen, classifier, prompts=prompts, switch_prompts=max(1, prompts // 2),
-                                       first_seed=TUNE_SEED)
-                    sweep.append({"keyframe_steps": int(k), "stochastic": bool(s), "warm_start": bool(w),
-                                  "motion_adherence": m["motion_adherence"], "frame_adherence": m["frame_adherence"],
-                                  "switch_adherence": m["switch_adherence"],
-                                  "score": round((m["motion_adherence"] + m["frame_adherence"]
-                                                  + m["switch_adherence"]) / 3, 4)})
-                    if progress is not None:
-                        progress(len(sweep), total)
+        for k, s, w, g in settings:
+            gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance = k, s, w, g
+            m = evaluate_video(gen, classifier, prompts=prompts, switch_prompts=max(1, prompts // 2),
+                               first_seed=TUNE_SEED)
+            sweep.append({"keyframe_steps": k, "stochastic": s, "warm_start": w, "motion_guidance": g,
+                          "motion_adherence": m["motion_adherence"], "frame_adherence": m["frame_adherence"],
+                          "switch_adherence": m["switch_adherence"],
+                          "score": round((m["motion_adherence"] + m["frame_adherence"] + m["switch_adherence"]) / 3, 4)})
+            if progress is not None:
+                progress(len(sweep), len(settings))
     finally:
-        gen.keyframe_steps, gen.stochastic, gen.warm_start = saved
+        gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance = saved
     best = max(sweep, key=lambda e: (e["score"], -e["keyframe_steps"]))  # ties: fewer evaluations
-    return {"first_frame_guidance": 1.0, **{k: best[k] for k in ("keyframe_steps", "stochastic", "warm_start")}}, sweep
+    keys = ("keyframe_steps", "stochastic", "warm_start", "motion_guidance")
+    return {"first_frame_guidance": 1.0, **{k: best[k] for k in keys},
+            "motion_guidance_t": gen.motion_guidance_t}, sweep

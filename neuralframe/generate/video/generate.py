@@ -24,6 +24,13 @@ the first frame under the clip's current caption, see `neuralframe.generate.trai
 re-noised to the second sampling level instead of from pure noise (SDEdit's idea), one evaluation fewer
 (3); the assembled card says which of the two the tuning prompts preferred.
 
+**Direction guidance** (card defaults `motion_guidance`, `motion_guidance_t`): for a prompt that names a
+direction ("moving right from the left"), one step of every frame after the first is guided away from the same
+prompt with the opposite direction (`opposite_caption`): v = v_opp + w (v - v_opp), as a negative prompt
+is, one evaluation more (with a warm start: 3 + 1 = 4). Classifier-free guidance against the empty prompt
+does not help here (the caption's direction is what the model reads weakly, its shape and colour it reads
+well): measured on the tuning prompts, it lowered motion adherence (0.65 -> 0.60 at w = 2).
+
 `use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
 earlier frame together with the current one, each attending to its own sink and window as it did when it
 was made (a frame's keys in layer 2 depend on what it attended to in layer 1, so the held frames alone are
@@ -44,7 +51,7 @@ import torch
 
 from neuralframe.errors import InputError
 from neuralframe.generate.caches.kv_cache import KVCache
-from neuralframe.generate.video.model import CausalVideoTransformer
+from neuralframe.generate.video.model import CausalVideoTransformer, context_frames
 
 BUNDLED_VIDEO = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes-video"
 
@@ -60,6 +67,19 @@ def still_caption(prompt: str) -> str:
 
     text = _MOVING.sub(lambda m: POSITIONS[m.group(1)][2], prompt)
     return _IN_PLACE.sub("", text)
+
+
+_DIRECTION = re.compile(r"\bmoving (left|right|up|down)\b")
+_OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+
+def opposite_caption(prompt: str) -> str | None:
+    """The prompt with its direction of motion reversed ("moving right" -> "moving left"), the start position
+    kept; None when it names no direction."""
+    m = _DIRECTION.search(prompt)
+    if m is None:
+        return None
+    return f"{prompt[:m.start()]}moving {_OPPOSITE[m.group(1)]}{prompt[m.end():]}"
 
 
 def parse_schedule(prompt: str | None, scheduled: Sequence[str] | None) -> list[tuple[int, str]]:
@@ -132,6 +152,9 @@ class CausalVideoGenerator:
         self.keyframe_guidance = defaults.get("keyframe_guidance")
         # frames after the first start from the previous frame re-noised to the second level, not from noise
         self.warm_start = bool(defaults.get("warm_start", False))
+        # direction guidance (see the module docstring): its weight (1: none) and the level of the step it guides
+        self.motion_guidance = float(defaults.get("motion_guidance", 1.0))
+        self.motion_guidance_t = float(defaults.get("motion_guidance_t", 0.5))
         self._pipe = None
         self._empty = None
         self.size = int(self.parts.vae.config.sample_size)
@@ -205,11 +228,13 @@ class CausalVideoGenerator:
         cache.reset()
         held_inputs: dict[int, torch.Tensor] = {}  # the last step's input of frames kept (recache / recompute)
         held_prev: dict[int, torch.Tensor | None] = {}  # the previous frame's input each of them read
-        text = anchor = last = last_x0 = None
+        text = negative = anchor = last = last_x0 = None
         ct = cfg.context_t
         for f in range(n_frames):
             if f in switches:
                 text = self.text(switches[f])
+                opposite = opposite_caption(switches[f]) if self.motion_guidance != 1.0 else None
+                negative = self.text(opposite) if opposite is not None else None
                 anchor = None
                 if self.keyframe_steps:  # the first frame under this prompt
                     seed_f = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=g, device=self.device))
@@ -245,6 +270,13 @@ class CausalVideoGenerator:
                     v_u = model.step(x, t, self._empty_text(), None, frame=f)
                     self.evaluations += 1
                     v = v_u + self.guidance * (v - v_u)
+                elif f and negative is not None and not final and abs(t - self.motion_guidance_t) < 1e-6:
+                    if use_cache:
+                        v_n = model.step(x, t, negative, cache, frame=f, prev=last)
+                    else:
+                        v_n = self._recompute(x, t, f, text, held_inputs, held_prev, last, query_text=negative)
+                    self.evaluations += 1
+                    v = v_n + self.motion_guidance * (v - v_n)
                 x0 = x - t * v
                 eps = x0 + v
             held_inputs[f], held_prev[f], last, last_x0 = x, last, x, x0
@@ -266,9 +298,22 @@ class CausalVideoGenerator:
         has = torch.tensor([p is not None for p in inputs], dtype=torch.bool, device=like.device)
         return prev, has
 
-    def _recompute(self, x, t, frame, text, held_inputs, held_prev, last):
+    def _recompute(self, x, t, frame, text, held_inputs, held_prev, last, query_text=None):
+        """One evaluation of `frame` with all its context recomputed under `text`; with `query_text`, the frame
+        itself reads that prompt instead (the context is still the one `text` made, as in the cache)."""
         if not held_inputs:
-            return self.model.step(x, t, text, None, frame=frame, prev=last)
+            return self.model.step(x, t, query_text or text, None, frame=frame, prev=last)
+        if query_text is not None:
+            held = sorted(held_inputs)
+            xs = torch.stack([held_inputs[j] for j in held], 1)
+            prev_x, has_prev = self._prevs([held_prev[j] for j in held], torch.zeros_like(x))
+            _, _, kvs = self.model.forward_streams(xs, held, text, prev_x=prev_x, has_prev=has_prev)
+            cache = self.new_cache()
+            wanted = set(context_frames(frame, self.config.sink, self.config.window))
+            for p, j in enumerate(held):
+                if j in wanted:
+                    cache.append(j, [(k[:, p], v[:, p]) for k, v in kvs])
+            return self.model.step(x, t, query_text, cache, frame=frame, prev=last)
         held = sorted(held_inputs)
         ctx = torch.stack([held_inputs[j] for j in held], 1)
         prev_x, has_prev = self._prevs([held_prev[j] for j in held] + [last], torch.zeros_like(x))
