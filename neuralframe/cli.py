@@ -318,6 +318,9 @@ def view(
     size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT (a --camera sets its own)."),
     target_fps: float = typer.Option(30.0, help="Frame rate adaptive resolution holds while the camera moves."),
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
+    moving_gaussians: int = typer.Option(50_000, help="While the camera moves, a splat scene with more Gaussians "
+                                                      "than this renders a merged level of detail with about "
+                                                      "this many (0: always all of them)."),
     hud: bool = typer.Option(True, help="Show the overlay at start (H toggles it)."),
     seconds: Optional[float] = typer.Option(None, help="Close after this many seconds."),
 ) -> None:
@@ -330,8 +333,11 @@ def view(
     opened = open_scene(scene or default_scene_path())
     start = camera_from_json(camera)[0] if camera else None
     h, w = _size(size)
+    if moving_gaussians < 0:
+        raise InputError(f"--moving-gaussians must be 0 or more, got {moving_gaussians}")
     settings = ViewerSettings(width=w, height=h, target_fps=target_fps, impl=impl, hud=hud and not screenshot,
-                              screenshot=screenshot, camera=start, max_seconds=seconds)
+                              screenshot=screenshot, camera=start, max_seconds=seconds,
+                              moving_gaussians=moving_gaussians)
     stats = ViewerApp(opened, settings).run()
     if screenshot:
         from neuralframe.console import console
@@ -713,12 +719,18 @@ def bench_viewer(
     size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT."),
     target_fps: float = typer.Option(30.0, help="Adaptive resolution target."),
     impl: str = typer.Option("auto", help="Renderer implementation."),
+    moving_gaussians: int = typer.Option(50_000, help="While the camera moves, a splat scene with more Gaussians "
+                                                      "than this renders a merged level of detail with about "
+                                                      "this many (0: always all of them)."),
+    compare: bool = typer.Option(True, help="Also run the orbit rendering every Gaussian while moving (when a "
+                                            "level of detail is in use), side by side in this run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Drive the real viewer window through a scripted orbit (under Xvfb when there is no display)."""
     from neuralframe.bench import viewer as bench
 
-    result = bench.run(scene, seconds=seconds, size=_size(size), target_fps=target_fps, impl=impl)
+    result = bench.run(scene, seconds=seconds, size=_size(size), target_fps=target_fps, impl=impl,
+                       moving_gaussians=moving_gaussians, compare=compare)
     if as_json:
         _emit_json(result)
     else:

@@ -11,6 +11,7 @@ branches on the kind of scene.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -102,6 +103,8 @@ class SplatScene:
         self.up = tuple(up)
         self.cameras = list(cameras or [])  # the capture's cameras, when the scene came with them
         self._bounds: Bounds | None = None
+        self._levels = [gaussians]  # merged levels of detail, built on demand (`render.splat.lod`)
+        self._levels_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> "SplatScene":
@@ -109,15 +112,37 @@ class SplatScene:
 
         return cls(splat.load(path), path.name, cameras=load_scene_cameras(path))
 
-    def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput":
+    def render(self, camera: "Camera", *, impl: str = "auto", background=None, level: int = 0) -> "RenderOutput":
+        """Render from `camera`; `level` > 0 renders a merged level of detail (built first if it is not yet)."""
         from neuralframe.render import splat
 
-        return splat.rasterize(self.gaussians, camera, background=background, impl=impl)
+        return splat.rasterize(self.detail(level), camera, background=background, impl=impl)
 
     def implementation(self, impl: str = "auto") -> str:
         from neuralframe.render import splat
 
         return splat.rasterize_op.name_for(impl, self.gaussians.device)
+
+    def level_for(self, budget: int) -> int:
+        """The coarsest level of detail needed to render at most `budget` Gaussians (0: all; no budget: 0)."""
+        from neuralframe.render.splat.lod import level_for
+
+        return level_for(self.gaussians.n, budget)
+
+    def detail(self, level: int = 0):
+        """The Gaussians of level `level` (0: the scene; each level merges the one before in pairs)."""
+        if level < len(self._levels):
+            return self._levels[level]
+        from neuralframe.render.splat.lod import coarser
+
+        with self._levels_lock:
+            while len(self._levels) <= level:
+                self._levels.append(coarser(self._levels[-1]).to(self.gaussians.device))
+        return self._levels[level]
+
+    def has_detail(self, level: int) -> bool:
+        """Whether level `level` is built (rendering it now would not wait for `detail`)."""
+        return level < len(self._levels)
 
     def bounds(self) -> Bounds:
         if self._bounds is None:

@@ -2,13 +2,21 @@
 
 The UI thread handles input, submits view requests and draws the newest finished frame as soon as it
 lands (the render thread wakes the UI loop), and otherwise redraws at a steady `REDRAW_HZ`; rendering
-runs on the pipeline's render thread (see `viewer.stage`).
+runs on the pipeline's render thread (see `viewer.stage`), at a lower scheduling priority than the UI.
+
+While the camera moves, two things keep input latency low on a CPU: adaptive resolution holds the render
+time at `RENDER_SHARE` of the target frame time, and a splat scene with more Gaussians than
+`moving_gaussians` renders a merged level of detail (`neuralframe.render.splat.lod`), since a small frame's
+cost is per Gaussian more than per pixel. Input latency is about the render in flight plus the next render
+plus the draw, so the render budget is a fraction of the frame time. When the camera stops, the view
+refines to full resolution with every Gaussian.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +29,17 @@ from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls
 from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequest
 
 
-RENDER_SHARE = 0.6
+# 0.4 of 33 ms: 13 ms renders, so that the render in flight, the one that sees an input and the draw
+# (~7 ms on a software GL) stay within 50 ms of the input.
+RENDER_SHARE = 0.4
 # The window redraws at least this often (HUD clock, expose) and at once when a new frame lands; on a
 # software OpenGL (Xvfb, llvmpipe) every redraw of a 1280x720 window costs CPU the renderer needs.
 REDRAW_HZ = 30.0
+HUD_UPDATE_S = 0.25
+# The render thread (and the kernel threads it starts) runs at this lower priority: when the UI thread, the
+# GL driver's threads or the X server want a core, they get it at once, so a finished frame reaches the
+# screen without waiting behind the next render.
+RENDER_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,8 @@ class ViewerSettings:
         width, height: window size (a `camera` sets it to the camera's size).
         target_fps: adaptive resolution holds this frame rate while the camera moves.
         min_scale: the lowest render scale adaptive resolution may use.
+        moving_gaussians: while the camera moves, a splat scene with more Gaussians than this renders a merged
+            level of detail with about this many (`neuralframe.render.splat.lod`); 0: always all of them.
         impl: renderer implementation.
         hud: show the overlay at start (H toggles it).
         screenshot: save the window's pixels here once the full-resolution frame is drawn, then exit.
@@ -47,6 +64,7 @@ class ViewerSettings:
     height: int = 720
     target_fps: float = 30.0
     min_scale: float = 0.2
+    moving_gaussians: int = 50_000
     impl: str = "auto"
     hud: bool = True
     screenshot: str | None = None
@@ -63,6 +81,7 @@ class ViewerStats:
     frames_shown: int = 0
     render_ms: list[float] = field(default_factory=list)
     scales: list[float] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)  # level of detail of each frame shown (0: every Gaussian)
     input_latency_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     screenshot: str | None = None
@@ -136,9 +155,12 @@ class ViewerApp:
             w, h = settings.width, settings.height
             start = scene.initial_camera(w, h, settings.fov_x)
         self.controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
+        # the level of detail while the camera moves (scenes without levels: 0), built in the background at start
+        level_for = getattr(scene, "level_for", None)
+        self.moving_level = level_for(settings.moving_gaussians) if level_for is not None else 0
         self.size = (w, h)
-        # Renders get 60% of the frame time: the rest goes to colourising, texture upload and drawing, and
-        # input latency is up to two renders long (the one in flight, then the one that sees the input).
+        # Renders get RENDER_SHARE of the frame time: the rest goes to colourising, texture upload and drawing,
+        # and input latency is up to two renders long (the one in flight, then the one that sees the input).
         self.adaptive = AdaptiveResolution(RENDER_SHARE * 1000.0 / settings.target_fps, settings.min_scale)
         self.render_fn = render_fn
         self.script = sorted(script or [], key=lambda s: s[0])
@@ -156,6 +178,8 @@ class ViewerApp:
         self._t_first = None
         self._waker = None
         self._last_draw = 0.0
+        self._hud_key: tuple | None = None
+        self._hud_time = 0.0
 
     # ---- input (also called by scripts and tests, exactly as the window's events do) ----
     def _input(self, change: Callable[[], None]) -> None:
@@ -226,11 +250,12 @@ class ViewerApp:
 
     def _submit(self) -> None:
         scale = self.adaptive.scale(self.controls.last_change)
-        key_ = (self.controls.version, round(scale, 3), self.mode)
+        level = self.moving_level if self.moving_level and scale < 1.0 and self.scene.has_detail(self.moving_level) else 0
+        key_ = (self.controls.version, round(scale, 3), self.mode, level)
         if key_ == self._last_request:
             return
         self._last_request = key_
-        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, self.controls.version)
+        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, level, self.controls.version)
         self.requests.submit(request)
 
     def _take_frame(self) -> None:
@@ -251,6 +276,7 @@ class ViewerApp:
         self.stats.frames_shown += 1
         self.stats.render_ms.append(meta["render_ms"])
         self.stats.scales.append(meta["scale"])
+        self.stats.levels.append(meta.get("level", 0))
         self.adaptive.observe(meta["render_ms"], meta["scale"])
         if self._t_first is None:
             self._t_first = time.perf_counter()
@@ -276,8 +302,9 @@ class ViewerApp:
     def on_draw(self):
         self._last_draw = time.perf_counter()
         win = self.window
-        win.clear()
-        if self._texture is not None:
+        if self._texture is None:
+            win.clear()
+        else:  # covers the whole window: no clear first (on a software GL that is one more full-window fill)
             self._texture.blit(0, 0, width=win.width, height=win.height)
         self.stats.draws += 1
         if self.hud_visible and self._shown is not None:
@@ -291,7 +318,7 @@ class ViewerApp:
         return (meta is not None and meta["scale"] >= 1.0 and meta["request"].version == self.controls.version
                 and meta["request"].mode == self.mode)
 
-    def _draw_hud(self) -> None:
+    def _hud_lines(self) -> list[str]:
         meta = self._shown
         cam = meta["camera"]
         elapsed = max(time.perf_counter() - self._t_start, 1e-6)
@@ -299,17 +326,30 @@ class ViewerApp:
         fps = 1000.0 / max(float(np.mean(recent)), 1e-3) if recent else 0.0
         desc = self.scene.describe()
         count = desc.get("gaussians") or desc.get("parameters") or ""
-        lines = [
+        what = f"{desc.get('kind', '')} {count:,}" if isinstance(count, int) else f"{desc.get('kind', '')}"
+        level = meta.get("level", 0)
+        if level:
+            what = f"{desc.get('kind', '')} {self.scene.detail(level).n:,} of {count:,} (detail level {level})"
+        return [
             f"{fps:5.1f} FPS   render {meta['render_ms']:6.1f} ms",
             f"{cam.width}x{cam.height}  scale {meta['scale']:.2f}",
-            f"{desc.get('kind', '')} {count:,}" if isinstance(count, int) else f"{desc.get('kind', '')}",
+            what,
             f"impl {self.stats.implementation}   view {self.mode}",
             f"up {elapsed:5.0f} s   H: hide  1/2/3: rgb/depth/alpha",
         ]
-        self._hud_label.text = "\n".join(lines)
-        self._hud_box.height = self._hud_label.content_height + 12
-        self._hud_box.y = self.window.height - self._hud_box.height - 6
-        self._hud_label.y = self.window.height - 12
+
+    def _draw_hud(self) -> None:
+        # Laying out the text costs ~1.5 ms of the UI thread: new figures 4 times a second (as a person reads
+        # them), at once when the resolution, level of detail or view changes.
+        meta = self._shown
+        key_ = (meta["camera"].width, meta.get("level", 0), self.mode, self.window.height)
+        now = time.perf_counter()
+        if key_ != self._hud_key or now - self._hud_time >= HUD_UPDATE_S:
+            self._hud_key, self._hud_time = key_, now
+            self._hud_label.text = "\n".join(self._hud_lines())
+            self._hud_box.height = self._hud_label.content_height + 12
+            self._hud_box.y = self.window.height - self._hud_box.height - 6
+            self._hud_label.y = self.window.height - 12
         self._hud_box.draw()
         self._hud_label.draw()
 
@@ -340,7 +380,7 @@ class ViewerApp:
         self.sink = _waking_sink(self._frame_ready)
         self.stats.implementation = self.scene.implementation(self.settings.impl)
         stage = self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn,
-                                          stale=self.requests.superseded)
+                                          stale=self.requests.superseded, nice=RENDER_NICE)
         self.pipeline = Pipeline(self.requests, [stage],
                                  self.sink, policy="latest")
         try:
@@ -364,6 +404,9 @@ class ViewerApp:
         self._hud_label = pyglet.text.Label("", x=12, y=0, width=320, multiline=True, anchor_y="top",
                                             font_size=10, color=(255, 255, 255, 255))
         self._t_start = time.perf_counter()
+        if self.moving_level:
+            threading.Thread(target=self.scene.detail, args=(self.moving_level,), name="detail-levels",
+                             daemon=True).start()
         self.pipeline.start()
         pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
         pyglet.clock.schedule_interval(self._heartbeat, 1.0 / REDRAW_HZ)

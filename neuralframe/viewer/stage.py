@@ -11,6 +11,7 @@ backlog and input latency stays one render long.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class ViewRequest:
     camera: Camera
     scale: float = 1.0
     mode: str = "rgb"
+    level: int = 0  # level of detail (splat scenes: 1 renders the Gaussians merged in pairs, ...)
     version: int = 0  # the controls' version this camera came from
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -117,23 +119,38 @@ class RenderStage(Stage):
     Args:
         scene: anything with `render(camera, impl=...)` (see `neuralframe.render.scene`).
         impl: renderer implementation ("auto", "cpu", "reference", "cuda").
-        render_fn: replaces `scene.render` (tests inject a slow renderer this way).
+        render_fn: replaces `scene.render` (tests inject a slow renderer this way; it renders every level of detail
+            as level 0).
         stale: stale(request) is true once a newer request exists (`RequestSource.superseded`); None: never
             interrupt.
+        nice: lower the rendering thread's scheduling priority by this much (Linux `nice`, per thread) before
+            its first render, so that the threads the kernels start inherit it; None: leave it.
     """
 
     name = "render"
 
     def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None,
-                 stale: Callable[[ViewRequest], bool] | None = None):
+                 stale: Callable[[ViewRequest], bool] | None = None, nice: int | None = None):
         self.scene = scene
+        self.nice = nice
+        self._niced: set[int] = set()
         self.impl = impl
-        self.render_fn = render_fn or (lambda camera: scene.render(camera, impl=impl))
+        self.render_fn = render_fn
         self.stale = stale
         self.interrupted = 0
         self._last_interrupted = False
 
+    def _lower_priority(self) -> None:
+        tid = threading.get_native_id()
+        if self.nice and tid not in self._niced:
+            self._niced.add(tid)
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + int(self.nice))
+            except (AttributeError, OSError):  # not Linux, or not allowed: the priority stays as it is
+                pass
+
     def process(self, frame: Frame) -> Frame | None:
+        self._lower_priority()
         request: ViewRequest = frame.metadata["request"]
         camera = request.camera if request.scale >= 1.0 else request.camera.scaled(request.scale)
         t0 = time.perf_counter()
@@ -141,9 +158,15 @@ class RenderStage(Stage):
             stale = lambda: self.stale(request)  # noqa: E731
         else:
             stale = lambda: False  # noqa: E731
+        level = request.level if self.render_fn is None else 0
         try:
             with interrupt.interruptible(stale):
-                output = self.render_fn(camera)
+                if self.render_fn is not None:
+                    output = self.render_fn(camera)
+                elif level:
+                    output = self.scene.render(camera, impl=self.impl, level=level)
+                else:
+                    output = self.scene.render(camera, impl=self.impl)
         except interrupt.RenderInterrupted:
             self.interrupted += 1
             self._last_interrupted = True
@@ -151,5 +174,5 @@ class RenderStage(Stage):
         self._last_interrupted = False
         image = colorize(output, request.mode)
         ms = 1000.0 * (time.perf_counter() - t0)
-        meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera}
+        meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera, "level": level}
         return frame.replace(image=torch.from_numpy(image), metadata=meta)

@@ -116,25 +116,34 @@ def test_adaptive_resolution_drops_while_dragging_and_refines_after(scene):
     def stop(app):
         log.append(("stop", time.perf_counter(), app.stats.frames_shown))
 
-    # a target of 200 FPS is out of reach at full size, so moving renders must drop resolution
+    # a target of 200 FPS is out of reach at full size, so moving renders must drop resolution; with a budget
+    # of half the scene's Gaussians they also render the merged level of detail
     script = [(0.3 + 0.05 * i, drag) for i in range(30)] + [(1.8, stop)]
-    app = ViewerApp(scene, ViewerSettings(width=320, height=240, target_fps=200.0, max_seconds=4.0),
-                    script=script)
+    app = ViewerApp(scene, ViewerSettings(width=320, height=240, target_fps=200.0, max_seconds=4.0,
+                                          moving_gaussians=scene.gaussians.n // 2), script=script)
+    assert app.moving_level == 1
     original = app._take_frame
+    huds = []
 
     def spy():
         before = app.stats.frames_shown
         original()
         if app.stats.frames_shown != before:
-            log.append(("frame", time.perf_counter(), app.stats.scales[-1]))
+            log.append(("frame", time.perf_counter(), (app.stats.scales[-1], app.stats.levels[-1])))
+            huds.append("\n".join(app._hud_lines()))
     app._take_frame = spy
     app.run()
     t_stop = next(t for kind, t, _ in log if kind == "stop")
     moving = [s for kind, t, s in log if kind == "frame" and 0.6 < t - log[0][1] and t < t_stop]
-    assert moving and min(moving) < 1.0
-    full_after = [t for kind, t, s in log if kind == "frame" and t > t_stop and s == 1.0]
+    assert moving and min(scale for scale, _ in moving) < 1.0
+    assert any(level == 1 for _, level in moving)
+    merged = scene.detail(1).n
+    assert merged < 0.6 * scene.gaussians.n
+    assert any(f"{merged:,} of 6,000 (detail level 1)" in h for h in huds)
+    full_after = [(t, v[1]) for kind, t, v in log if kind == "frame" and t > t_stop and v[0] == 1.0]
     last_drag = t_stop - (1.8 - (0.3 + 0.05 * 29))
-    assert full_after and full_after[0] - last_drag <= 0.5
+    assert full_after and full_after[0][0] - last_drag <= 0.5
+    assert all(level == 0 for _, level in full_after)  # at rest: every Gaussian
 
 
 def test_missing_scene_is_one_line_and_no_window(tmp_path):

@@ -29,6 +29,7 @@ max <= 1e-3 per channel) and measure ~1e-6.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -248,8 +249,9 @@ def _radix_sort(keys, ids):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _pack(order, rec, span, rect):  # pragma: no cover - compiled
-    """Gather the visible Gaussians' records into depth order, so the blending reads them in order.
+def _pack(order, rec, span, rect, rec_s, span_s, rect_s):  # pragma: no cover - compiled
+    """Gather the visible Gaussians' records into depth order (the first len(order) rows of rec_s, span_s and
+    rect_s), so the blending reads them in order.
 
     rec: [M, 10] float32 (mx, my, conic a, b, c, opacity, r, g, b, depth);
     span: [M, 8] float64 (b/a, (b^2 - ac)/a^2, 2 thr/a, half height, exp(-a), exp(-b), exp(-c),
@@ -258,9 +260,6 @@ def _pack(order, rec, span, rect):  # pragma: no cover - compiled
     and the steps of the exp(-sigma) recurrences.
     """
     m = order.shape[0]
-    rec_s = np.empty((m, rec.shape[1]), np.float32)
-    span_s = np.empty((m, span.shape[1]), np.float64)
-    rect_s = np.empty((m, 4), np.int32)
     for j in prange(m):
         i = order[j]
         for q in range(rec.shape[1]):
@@ -269,7 +268,6 @@ def _pack(order, rec, span, rect):  # pragma: no cover - compiled
             span_s[j, q] = span[i, q]
         for q in range(4):
             rect_s[j, q] = rect[i, q]
-    return rec_s, span_s, rect_s
 
 
 @njit(cache=True, nogil=True)
@@ -432,14 +430,31 @@ def _world_arrays_of(means: torch.Tensor, quats: torch.Tensor, scales: torch.Ten
 _world_arrays = LastResult(_world_arrays_of)
 
 
+class _Workspace(threading.local):
+    """Per-Gaussian scratch arrays of stages 1-3, kept from one frame to the next (per thread). A viewer renders
+    the same scene every frame: fresh arrays would cost their page faults again each time (a quarter of a
+    256 x 144 frame's time), and none of them outlives the frame (the blending's outputs are new arrays)."""
+
+    n = -1
+
+    def get(self, n: int) -> tuple[np.ndarray, ...]:
+        if self.n != n:
+            self.arrays = (np.empty((n, 10), np.float32), np.empty((n, 8), np.float64), np.empty((n, 4), np.int32),
+                           np.empty(n, np.bool_), np.empty((n, 10), np.float32), np.empty((n, 8), np.float64),
+                           np.empty((n, 4), np.int32))
+            self.n = n
+        return self.arrays
+
+
+_workspace = _Workspace()
+
+
 def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> dict:
-    """Stages 1-3: projected Gaussians in depth order and per-tile lists (numpy arrays)."""
+    """Stages 1-3: projected Gaussians in depth order and per-tile lists (numpy arrays; `rec` and `span` are
+    scratch arrays of this thread, valid until its next call)."""
     mean64, cov3, opac, sh = _world_arrays(g.means, g.quats, g.scales, g.opacities, g.sh)
     n = mean64.shape[0]
-    rec = np.empty((n, 10), np.float32)
-    span = np.empty((n, 8), np.float64)
-    rect = np.empty((n, 4), np.int32)
-    valid = np.empty(n, np.bool_)
+    rec, span, rect, valid, rec_s, span_s, rect_s = _workspace.get(n)
     viewmat = camera.viewmat.numpy().astype(np.float64)
     K = camera.K.numpy().astype(np.float64)
     campos = camera.position.numpy().astype(np.float64)
@@ -452,8 +467,9 @@ def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> 
     interrupt.check()
     tiles_x = (camera.width + TW - 1) // TW
     tiles_y = (camera.height + TH - 1) // TH
-    rec_s, span_s, rects = _pack(order, rec, span, rect)
-    pairs, offsets = _bin(rects, tiles_x, tiles_y)
+    m = order.shape[0]
+    _pack(order, rec, span, rect, rec_s, span_s, rect_s)
+    pairs, offsets = _bin(rect_s[:m], tiles_x, tiles_y)
     return dict(rec=rec_s, span=span_s, order=order, pairs=pairs, offsets=offsets, tiles_x=tiles_x,
                 tiles_y=tiles_y)
 
