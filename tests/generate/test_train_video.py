@@ -63,6 +63,7 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
     assert {e["keyframe_steps"] for e in sweep} == {3}  # a keyframe in 3 steps + the pass caching it: 4
     # direction guidance costs one evaluation: only with a warm start (3 + 1)
     assert all(e["warm_start"] for e in sweep if e["motion_guidance"] != 1.0)
+    assert best["switch_cold_frames"] == (4 if best["warm_start"] else 0)
     loaded = CausalVideoGenerator(out)
     assert tuple(getattr(loaded, k) for k in keys) == tuple(best[k] for k in keys)  # and used
     assert loaded.guidance == 1.0

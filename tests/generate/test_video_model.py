@@ -85,7 +85,7 @@ def _generator(model):
     gen.model, gen.config, gen.device = model, model.config, torch.device("cpu")
     gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
     gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps, gen.warm_start = 1.0, True, None, 0, False
-    gen.motion_guidance, gen.motion_guidance_t = 1.0, 0.5
+    gen.motion_guidance, gen.motion_guidance_t, gen.switch_cold_frames = 1.0, 0.5, 0
     return gen
 
 
@@ -146,6 +146,21 @@ def test_direction_guidance_reads_the_opposite_prompt_and_the_cache_still_equals
     gen.evaluations = 0
     list(gen.latents([(0, "a red star rotating in the centre")], 12, seed=1))
     assert gen.evaluations == 4 + 11 * 3  # no direction, nothing to guide
+
+
+def test_frames_after_a_switch_start_from_noise_not_from_the_old_prompts_frame():
+    gen = _generator(_random_model())
+    gen.warm_start, gen.switch_cold_frames = True, 4
+    a, b = "a red star rotating in the centre", "a green heart rotating in the centre"
+    warm_only = torch.cat(list(gen.latents([(0, a)], 12, seed=1)))
+    gen.evaluations = 0
+    switched = torch.cat(list(gen.latents([(0, a), (6, b)], 12, seed=1)))
+    # frame 0: 4; frames 1-5 warm: 3; the recache of the 5 held frames; frames 6-9 from noise: 4; 10-11 warm: 3
+    assert gen.evaluations == 4 + 5 * 3 + 5 + 4 * 4 + 2 * 3
+    assert torch.equal(warm_only[:6], switched[:6])
+    gen.evaluations = 0
+    list(gen.latents([(0, a)], 12, seed=1))
+    assert gen.evaluations == 4 + 11 * 3  # no switch: every later frame warm
 
 
 def test_prompt_schedules_parse_and_bad_ones_say_why():
