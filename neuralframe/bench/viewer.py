@@ -79,6 +79,7 @@ def _orbit(scene, settings, seconds: float) -> dict[str, Any]:
     moving_ms = stats.render_ms[marks["render0"]:]
     moving_scales = stats.scales[marks["render0"]:]
     moving_levels = stats.levels[marks["render0"]:]
+    level = int(np.median(moving_levels)) if moving_levels else None
     lat = stats.input_latency_ms[marks["lat0"]:]
     elapsed = marks["t1"] - marks["t0"]
     return {
@@ -92,9 +93,8 @@ def _orbit(scene, settings, seconds: float) -> dict[str, Any]:
         "fps_displayed": round((marks["frames1"] - marks["frames0"]) / elapsed, 2),
         "render_ms_median": round(float(np.median(moving_ms)), 2) if moving_ms else None,
         "scale_median": round(float(np.median(moving_scales)), 3) if moving_scales else None,
-        "detail_level_median": int(np.median(moving_levels)) if moving_levels else None,
-        "gaussians_moving": scene.detail(int(np.median(moving_levels))).n if moving_levels and hasattr(scene, "detail")
-        else None,
+        "detail_level_median": level,
+        "gaussians_moving": scene.detail(level).n if level is not None and hasattr(scene, "detail") else None,
         "input_latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat else None,
         "input_latency_ms_median": round(float(np.median(lat)), 2) if lat else None,
         "implementation": stats.implementation,

@@ -250,7 +250,8 @@ class ViewerApp:
 
     def _submit(self) -> None:
         scale = self.adaptive.scale(self.controls.last_change)
-        level = self.moving_level if self.moving_level and scale < 1.0 and self.scene.has_detail(self.moving_level) else 0
+        moving = self.moving_level and scale < 1.0 and self.scene.has_detail(self.moving_level)
+        level = self.moving_level if moving else 0
         key_ = (self.controls.version, round(scale, 3), self.mode, level)
         if key_ == self._last_request:
             return

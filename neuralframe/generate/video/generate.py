@@ -313,14 +313,11 @@ class CausalVideoGenerator:
             return self.model.step(x, t, query_text or text, None, frame=frame, prev=last)
         if query_text is not None:
             held = sorted(held_inputs)
-            xs = torch.stack([held_inputs[j] for j in held], 1)
-            prev_x, has_prev = self._prevs([held_prev[j] for j in held], torch.zeros_like(x))
-            _, _, kvs = self.model.forward_streams(xs, held, text, prev_x=prev_x, has_prev=has_prev)
             cache = self.new_cache()
             wanted = set(context_frames(frame, self.config.sink, self.config.window))
-            for p, j in enumerate(held):
+            for j, kv in zip(held, self._held_kv(held, held_inputs, held_prev, text)):
                 if j in wanted:
-                    cache.append(j, [(k[:, p], v[:, p]) for k, v in kvs])
+                    cache.append(j, kv)
             return self.model.step(x, t, query_text, cache, frame=frame, prev=last)
         held = sorted(held_inputs)
         ctx = torch.stack([held_inputs[j] for j in held], 1)
@@ -330,13 +327,17 @@ class CausalVideoGenerator:
                                              prev_x=prev_x, has_prev=has_prev)
         return v[:, 0]
 
-    def _recache(self, cache: KVCache, held_inputs: dict[int, torch.Tensor], held_prev: dict, text) -> None:
-        held = cache.frames
+    def _held_kv(self, held: list[int], held_inputs: dict[int, torch.Tensor], held_prev: dict, text) -> list:
+        """Per frame of `held`, its keys/values per layer recomputed under `text` from the kept inputs."""
         xs = torch.stack([held_inputs[f] for f in held], 1)
         prev_x, has_prev = self._prevs([held_prev[f] for f in held], torch.zeros_like(xs[:, 0]))
         _, _, kvs = self.model.forward_streams(xs, held, text, prev_x=prev_x, has_prev=has_prev)
+        return [[(k[:, p], v[:, p]) for k, v in kvs] for p in range(len(held))]
+
+    def _recache(self, cache: KVCache, held_inputs: dict[int, torch.Tensor], held_prev: dict, text) -> None:
+        held = cache.frames
+        fresh = self._held_kv(held, held_inputs, held_prev, text)
         self.evaluations += len(held)
-        fresh = [[(k[:, p], v[:, p]) for k, v in kvs] for p in range(len(held))]
         cache.recache(lambda frames: fresh, include_sink=True)
 
     def frames(self, schedule: Sequence[tuple[int, str]], n_frames: int, seed: int = 0, use_cache: bool = True,
