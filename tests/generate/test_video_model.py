@@ -86,6 +86,7 @@ def _generator(model):
     gen.parts, gen.tiny, gen.evaluations, gen.fps, gen.size = _Parts(), None, 0, 8.0, 8
     gen.guidance, gen.stochastic, gen._empty, gen.keyframe_steps, gen.warm_start = 1.0, True, None, 0, False
     gen.motion_guidance, gen.motion_guidance_t, gen.switch_cold_frames = 1.0, 0.5, 0
+    gen.window = model.config.window
     return gen
 
 
@@ -121,6 +122,26 @@ def test_without_a_cache_recomputing_all_context_makes_the_same_video(warm_start
     recomputed = torch.cat(list(gen.latents([(0, "a red star")], 12, seed=1, use_cache=False)))
     # long past the window: the cache stores exactly what recomputing every earlier frame gives
     assert torch.allclose(cached, recomputed, atol=1e-4)
+
+
+def test_a_shorter_window_at_generation_holds_fewer_frames_and_still_equals_recomputing():
+    gen = _generator(_random_model())
+    a, b = "a red star rotating in the centre", "a green heart rotating in the centre"
+    gen.warm_start = True
+    full = torch.cat(list(gen.latents([(0, a), (7, b)], 12, seed=1)))
+    gen.window = 1
+    cache = gen.new_cache()
+    held = []
+    for _ in gen.latents([(0, a)], 8, seed=1, cache=cache):
+        held.append(list(cache.frames))
+    assert held[-1] == [0, 7] and held[3] == [0, 3]  # the sink and the one most recent frame
+    short = torch.cat(list(gen.latents([(0, a), (7, b)], 12, seed=1)))
+    assert torch.equal(full[:2], short[:2])  # frames 0 and 1 see the same context either way
+    assert not torch.allclose(full[2:], short[2:], atol=1e-3)  # frames 2+ see less context: another video
+    # the recompute path attends to the same one recent frame
+    short = torch.cat(list(gen.latents([(0, a)], 12, seed=1)))
+    recomputed = torch.cat(list(gen.latents([(0, a)], 12, seed=1, use_cache=False)))
+    assert torch.allclose(short, recomputed, atol=1e-4)
 
 
 def test_direction_guidance_reads_the_opposite_prompt_and_the_cache_still_equals_recomputing():

@@ -290,15 +290,18 @@ class CausalVideoTransformer(nn.Module):
                         query_x: torch.Tensor | None = None, query_ids: list[int] | None = None,
                         query_t: torch.Tensor | None = None, ctx_t: float | None = None,
                         available: set[int] | None = None, prev_x: torch.Tensor | None = None,
-                        has_prev: torch.Tensor | None = None):
+                        has_prev: torch.Tensor | None = None, window: int | None = None):
         """Context frames ctx_x [B, F, C, H, W] (frame ids `ctx_ids`, noise level ctx_t) and optional query
         frames query_x [B, Q, C, H, W] at levels query_t [B, Q], in one pass. Every frame attends to itself
         and to the context frames a KV cache would hold when it is generated (`context_frames`), among those
         in ctx_ids (and `available`, if given). With the previous-frame input, each row (context rows, then
         query rows) reads `prev_x` [B, F + Q, C, H, W] where `has_prev` [F + Q] (bool) says it has one; by
         default a row reads the context frame whose id is one less than its own, if there is one. Returns
-        (v_ctx, v_query or None, per-layer raw context keys/values [B, F, N, d])."""
+        (v_ctx, v_query or None, per-layer raw context keys/values [B, F, N, d]). `window`: a shorter window
+        than the trained one to attend to (as a generator holding fewer recent frames does); the offsets stay
+        the trained ones."""
         cfg = self.config
+        window = cfg.window if window is None else window
         b, f = ctx_x.shape[:2]
         ctx_t = cfg.context_t if ctx_t is None else ctx_t
         pos = {fid: p for p, fid in enumerate(ctx_ids)}
@@ -309,7 +312,7 @@ class CausalVideoTransformer(nn.Module):
         offs = torch.zeros(len(row_ids), s, dtype=torch.long)
         valid = torch.zeros(len(row_ids), s, dtype=torch.bool)
         for r, fid in enumerate(row_ids):
-            slots = [j for j in context_frames(fid, cfg.sink, cfg.window)
+            slots = [j for j in context_frames(fid, cfg.sink, window)
                      if j in pos and (available is None or j in available)]
             for k_, j in enumerate(slots):
                 index[r, k_], offs[r, k_], valid[r, k_] = pos[j], offset_class(fid, j, cfg.window), True
