@@ -57,7 +57,7 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
         assert 0 <= saved["metrics"][key] <= 100
     assert saved["runs"][0]["command"].startswith("neuralframe train")
     sweep, best = saved["sampling_sweep_tuning_prompts"], saved["defaults"]
-    keys = ("keyframe_steps", "stochastic", "warm_start", "motion_guidance")
+    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance")
     chosen = [e for e in sweep if all(e[k] == best[k] for k in keys)]
     assert len(sweep) == 12 and chosen[0]["score"] == max(e["score"] for e in sweep)  # the best on the tuning prompts
     assert {e["keyframe_steps"] for e in sweep} == {3}  # a keyframe in 3 steps + the pass caching it: 4
