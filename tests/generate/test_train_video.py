@@ -57,13 +57,16 @@ def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
         assert 0 <= saved["metrics"][key] <= 100
     assert saved["runs"][0]["command"].startswith("neuralframe train")
     sweep, best = saved["sampling_sweep_tuning_prompts"], saved["defaults"]
-    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance")
+    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance", "switch_cold_frames")
     chosen = [e for e in sweep if all(e[k] == best[k] for k in keys)]
-    assert len(sweep) == 12 and chosen[0]["score"] == max(e["score"] for e in sweep)  # the best on the tuning prompts
+    # 2 windows x 2 noise modes x (no warm start, or a warm start with 2 guidance weights x 2 cold-frame counts)
+    assert len(sweep) == 20 and len(chosen) == 1
+    smooth = [e for e in sweep if e["switch_jump_ratio_median"] <= 2.0] or sweep
+    assert chosen[0]["score"] == max(e["score"] for e in smooth)  # the best on the tuning prompts, switches smooth
     assert {e["keyframe_steps"] for e in sweep} == {3}  # a keyframe in 3 steps + the pass caching it: 4
     # direction guidance costs one evaluation: only with a warm start (3 + 1)
     assert all(e["warm_start"] for e in sweep if e["motion_guidance"] != 1.0)
-    assert best["switch_cold_frames"] == (4 if best["warm_start"] else 0)
+    assert all(e["switch_cold_frames"] == 0 for e in sweep if not e["warm_start"])
     loaded = CausalVideoGenerator(out)
     assert tuple(getattr(loaded, k) for k in keys) == tuple(best[k] for k in keys)  # and used
     assert loaded.guidance == 1.0
@@ -108,3 +111,30 @@ def test_init_from_a_missing_folder_is_one_line(tmp_path):
     with pytest.raises(InputError, match="config.json"):
         train_video(tmp_path, BASE, None, 1, False, n_clips=8, batch=2, init_from=tmp_path / "nothing")
     assert not list(tmp_path.iterdir())
+
+
+def test_blurred_context_keeps_the_sink_sharp_and_softens_the_other_frames():
+    import torch
+
+    from neuralframe.generate.train.video import blur_frames
+
+    x = torch.zeros(2, 3, 4, 8, 8)
+    x[:, :, :, 2:4, 2:4] = 1.0  # a sharp 2x2 square on every frame, off the 2x2 pooling grid's halves
+    out = blur_frames(x, torch.tensor([0.0, 1.0]))
+    assert torch.equal(out[0], x[0])  # strength 0: as it was
+    assert torch.equal(out[1, 0], x[1, 0])  # the sink's frame stays sharp
+    soft = out[1, 1, 0]
+    assert soft.max() < 1.0 and soft[2:4, 2:4].mean() > soft[6:, 6:].mean()  # softened, still in place
+    assert abs(float(soft.sum()) - float(x[1, 1, 0].sum())) < 0.5  # about as much of the shape's colour
+
+
+def test_batches_draw_the_requested_share_of_switching_clips():
+    import torch
+
+    from neuralframe.generate.train.video import batch_indices
+
+    pool = {"latents": torch.zeros(100, 1), "switch": torch.tensor([3] * 5 + [-1] * 95)}
+    idx = batch_indices(pool, 32, torch.Generator().manual_seed(0), switch_share=0.5)
+    assert (pool["switch"][idx] >= 0).sum() >= 16  # 5% of the pool, at least half the batch
+    none = batch_indices({"latents": torch.zeros(10, 1), "switch": torch.full((10,), -1)}, 4, None)
+    assert none.shape == (4,) and int(none.max()) < 10

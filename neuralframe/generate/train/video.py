@@ -20,6 +20,17 @@ hides the small errors of generated frames (the model never learned to trust con
 six frames from shape A to shape B (same track and background, another shape and colour), and the context
 is encoded under B's caption, as it is after a KV-recache at generation. The loss covers frames from k on.
 
+**Blurred context** (`CONTEXT_BLUR`): in half of the clips the window's context frames (not the sink) are
+blurred in latent space by a random amount (a 2x2 average, upsampled again, blended in) before they are
+noised, and the context stream is asked for the sharp frame all the same. Generated frames lose their shape
+a little at a time (colour and position hold, edges soften) and the next frames copy what they see; with a
+context that is not always sharp the model learns to take the shape from the sink and the caption, and the
+last sampling step (the context level) sharpens a frame that came in soft. The same idea as noise on the
+context, aimed at the error generated frames actually make.
+
+**Switch clips are drawn more often** (`SWITCH_SAMPLE`): a share of every batch comes from the clips that
+switch prompt, so the fade to a new shape is seen in more steps than the pool's share of such clips gives.
+
 **The sink is the first frame under the current caption** (the clip's `anchor`): frame 0, or for a switching
 clip frame 0 of shape B's clip. At generation the base image model draws that frame for each prompt
 (frame 0, and the re-anchored sink after a switch), so the sink always shows what the caption asks for
@@ -65,6 +76,8 @@ MOTION_WEIGHT = 4.0
 # frame 1 is where a generated video's motion starts: every later frame can carry on the motion it sees in
 # its context, frame 1 has only the first frame and the caption to take the direction from
 SECOND_FRAME_WEIGHT = 4.0
+CONTEXT_BLUR = 0.5  # share of clips whose window context is blurred (see the module docstring)
+SWITCH_SAMPLE = 0.5  # share of every batch drawn from the clips that switch prompt
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
 
 
@@ -219,6 +232,32 @@ def sample_levels(b: int, t: int, steps: tuple[float, ...], device, generator=No
     return torch.where(use, pick, u)
 
 
+def blur_frames(x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """Latents [B, T, C, h, w] with frames 1.. blended towards their 2x2-average blur by `strength` [B] (0: as
+    they are, 1: fully blurred); frame 0 (the sink's) stays sharp."""
+    import torch.nn.functional as F
+
+    b, t = x.shape[:2]
+    flat = x[:, 1:].flatten(0, 1)
+    soft = F.interpolate(F.avg_pool2d(flat, 2), size=flat.shape[-2:], mode="bilinear", align_corners=False)
+    soft = soft.view(b, t - 1, *x.shape[2:])
+    rest = x[:, 1:] + strength.to(x.dtype)[:, None, None, None, None] * (soft - x[:, 1:])
+    return torch.cat([x[:, :1], rest], 1)
+
+
+def batch_indices(pool: dict, batch: int, generator=None, switch_share: float = SWITCH_SAMPLE) -> torch.Tensor:
+    """Pool clips of one batch: `switch_share` of them from the clips that switch prompt, the rest from all."""
+    n = len(pool["latents"])
+    device = pool["latents"].device
+    idx = torch.randint(0, n, (batch,), device=device, generator=generator)
+    switched = torch.nonzero(pool["switch"] >= 0).flatten().to(device)
+    n_sw = int(round(batch * switch_share)) if len(switched) else 0
+    if n_sw:
+        pick = torch.randint(0, len(switched), (n_sw,), device=device, generator=generator)
+        idx[:n_sw] = switched[pick]
+    return idx
+
+
 def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[torch.Tensor, dict]:
     """Flow-matching loss of one batch of pool clips `idx` (targets and context predictions)."""
     cfg = model.config
@@ -233,7 +272,9 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     text = model.text_condition(hidden, pooled)
     ids = list(range(t))
     n_ctx = torch.randn(x0.shape, device=dev, generator=generator)
-    ctx = (1 - cfg.context_t) * x0 + cfg.context_t * n_ctx
+    blur = torch.rand(b, device=dev, generator=generator) * (
+        torch.rand(b, device=dev, generator=generator) < CONTEXT_BLUR)
+    ctx = (1 - cfg.context_t) * blur_frames(x0, blur) + cfg.context_t * n_ctx
     prev_x = has_prev = None
     if cfg.prev_frame:  # each frame reads the frame before it as the cache saw it (frame 0: none)
         prev_x = torch.cat([torch.zeros_like(ctx[:, :1]), ctx[:, :-1]], 1).repeat(1, 2, 1, 1, 1)
@@ -259,7 +300,9 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     change[:, 1:] = (x0[:, 1:] - x0[:, :-1]).abs().mean(2, keepdim=True)
     pixel_w = 1.0 + MOTION_WEIGHT * change
     err_q = ((v_q.float() - (n_q - x0)) ** 2 * pixel_w).mean((2, 3, 4)) / pixel_w.mean((2, 3, 4))
-    err_c = ((v_ctx.float() - (n_ctx - x0)) ** 2).mean((2, 3, 4))
+    # the context stream's target is the sharp frame, whatever blur its input had: v = (x_ctx - x0) / t
+    # (n_ctx - x0 where the input was not blurred)
+    err_c = ((v_ctx.float() - (ctx - x0) / cfg.context_t) ** 2).mean((2, 3, 4))
     denom = weight.sum().clamp_min(1.0)
     loss_q = (err_q * weight).sum() / denom
     loss_c = (err_c * weight).sum() / denom
@@ -304,7 +347,7 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
         "cpu", enabled=False)
 
     def step_fn(step: int) -> dict:
-        idx = torch.randint(0, len(pool["latents"]), (batch,), device=device, generator=g)
+        idx = batch_indices(pool, batch, g)
         with autocast:
             loss, metrics = video_loss(model, pool, idx, g)
         optimizer_step(optimizer, loss, model.parameters())

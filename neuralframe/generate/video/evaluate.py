@@ -31,6 +31,7 @@ DIRECTIONS = ("left", "right", "up", "down")
 STAY = ("rotate", "bounce")
 MIN_TRAVEL_PX = 2.0
 SWITCH_AFTER = 8
+MAX_JUMP = 2.0  # the frame difference at a switch, at most this many median frame differences
 
 
 def eval_samples(n: int, motions: tuple[str, ...], first_seed: int = EVAL_SEED):
@@ -144,42 +145,47 @@ def evaluate_switches(gen, classifier, n: int, k: int = 8, seed: int = 0,
             "switch_adherence": round(float(np.mean(after)), 4),
             "switch_adherence_before": round(float(np.mean(before)), 4),
             "switch_jump_ratio_median": round(float(np.median(ratios)), 3),
-            "switch_smooth_rate": round(float(np.mean(np.asarray(ratios) <= 2.0)), 4)}
+            "switch_smooth_rate": round(float(np.mean(np.asarray(ratios) <= MAX_JUMP)), 4)}
 
 
 def tune_sampling(gen, classifier, keyframe_steps=(3,), stochastic=(True, False), warm_start=(False, True),
-                  motion_guidance=(1.0, 3.0), windows=(1, None), switch_cold_frames: int = 4, prompts: int = 24,
+                  motion_guidance=(1.0, 3.0), windows=(1, None), switch_cold_frames=(0, 4), prompts: int = 24,
                   progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[dict]]:
     """The sampling defaults with the best mean of motion, frame and switch adherence on tuning prompts (held
     out, and apart from those `evaluate_video` scores; `prompts` motion clips and half as many switches): how
     the first frame is drawn (0: by the video model itself; n: by the base image model in n steps plus the
     video model's pass that caches it, n + 1 <= 4 network evaluations), fresh or carried-on noise between
     steps, whether later frames start from the previous one (`warm_start`), and the weight of the direction
-    guidance (`motion_guidance`, one evaluation more: only with a warm start, which keeps a frame at 4), and
-    how many recent frames the cache holds (`windows`; None: the trained window). Warm
-    starts come with `switch_cold_frames` frames from noise after a prompt switch (measured on 24 tuning
-    switches with the 5,061-step model: switch adherence 0.42 with none, 0.56 with 4, 0.46 with 8).
+    guidance (`motion_guidance`, one evaluation more: only with a warm start, which keeps a frame at 4), how
+    many recent frames the cache holds (`windows`; None: the trained window), and with a warm start how many
+    frames after a prompt switch start from noise instead (`switch_cold_frames`: the new prompt is followed
+    sooner, the switch itself is less smooth). Settings whose median jump at a switch is within the
+    requirement (`MAX_JUMP` times the median frame difference) rank before those that are not.
     Returns (best settings, every setting scored)."""
     saved = gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance, gen.switch_cold_frames, gen.window
     windows = sorted({gen.config.window if n is None else int(n) for n in windows})
-    settings = [(int(n), int(k), bool(s), bool(w), float(g)) for n in windows for k in keyframe_steps
-                for s in stochastic for w in warm_start for g in motion_guidance if w or g == 1.0]
+    settings = [(int(n), int(k), bool(s), bool(w), float(g), int(c)) for n in windows for k in keyframe_steps
+                for s in stochastic for w in warm_start for g in motion_guidance for c in switch_cold_frames
+                if (w or g == 1.0) and (w or c == min(switch_cold_frames))]
     sweep = []
     try:
-        for n, k, s, w, g in settings:
+        for n, k, s, w, g, c in settings:
             gen.window, gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance = n, k, s, w, g
-            gen.switch_cold_frames = int(switch_cold_frames) if w else 0
+            gen.switch_cold_frames = c if w else 0
             m = evaluate_video(gen, classifier, prompts=prompts, switch_prompts=max(1, prompts // 2),
                                first_seed=TUNE_SEED)
             sweep.append({"window": n, "keyframe_steps": k, "stochastic": s, "warm_start": w, "motion_guidance": g,
+                          "switch_cold_frames": gen.switch_cold_frames,
                           "motion_adherence": m["motion_adherence"], "frame_adherence": m["frame_adherence"],
                           "switch_adherence": m["switch_adherence"],
+                          "switch_jump_ratio_median": m["switch_jump_ratio_median"],
                           "score": round((m["motion_adherence"] + m["frame_adherence"] + m["switch_adherence"]) / 3, 4)})
             if progress is not None:
                 progress(len(sweep), len(settings))
     finally:
         gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance, gen.switch_cold_frames, gen.window = saved
-    best = max(sweep, key=lambda e: (e["score"], -e["keyframe_steps"]))  # ties: fewer evaluations
-    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance")
-    return {"first_frame_guidance": 1.0, **{k: best[k] for k in keys}, "motion_guidance_t": gen.motion_guidance_t,
-            "switch_cold_frames": int(switch_cold_frames) if best["warm_start"] else 0}, sweep
+    # smooth switches first, then the score; ties: fewer evaluations, fewer cold frames
+    best = max(sweep, key=lambda e: (e["switch_jump_ratio_median"] <= MAX_JUMP, e["score"], -e["keyframe_steps"],
+                                     -e["switch_cold_frames"]))
+    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance", "switch_cold_frames")
+    return {"first_frame_guidance": 1.0, **{k: best[k] for k in keys}, "motion_guidance_t": gen.motion_guidance_t}, sweep
