@@ -105,20 +105,29 @@ def card_defaults(path: str | os.PathLike) -> dict:
     return {}
 
 
-def generate_images(pipe, prompts: list[str], steps: int = 4, seed: int = 0, guidance_scale: float | None = None,
-                    size: int | None = None) -> np.ndarray:
-    """uint8 [B, H, W, 3] images, one per prompt, each from its own seeded noise (seed + i)."""
+def pipeline_images(pipe, prompts: list[str], steps: int = 4, seed: int = 0, guidance_scale: float | None = None,
+                    size: int | None = None, output_type: str = "np", device: str | torch.device = "cpu"):
+    """The pipeline's own outputs (`output_type` "np": float images in [0, 1]; "latent": the scaled latents),
+    one per prompt, each from its own seeded noise (seed + i, drawn on `device`)."""
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
-    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
+    generators = [torch.Generator(device=device).manual_seed(seed + i) for i in range(len(prompts))]
     kwargs = {}
     if guidance_scale is not None:
-        kwargs["guidance_scale"] = guidance_scale
+        kwargs["guidance_scale"] = float(guidance_scale)
     if size is not None:
         kwargs["height"] = kwargs["width"] = size
     with torch.inference_mode():
-        out = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type="np", **kwargs)
-    return (np.clip(out.images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        out = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type=output_type,
+                   **kwargs)
+    return out.images
+
+
+def generate_images(pipe, prompts: list[str], steps: int = 4, seed: int = 0, guidance_scale: float | None = None,
+                    size: int | None = None) -> np.ndarray:
+    """uint8 [B, H, W, 3] images, one per prompt, each from its own seeded noise (seed + i)."""
+    images = pipeline_images(pipe, prompts, steps, seed, guidance_scale, size)
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def generate_image(pipe, prompt: str, steps: int = 4, seed: int = 0, guidance_scale: float | None = None) -> np.ndarray:

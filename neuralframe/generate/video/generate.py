@@ -215,13 +215,12 @@ class CausalVideoGenerator:
     @torch.no_grad()
     def keyframe(self, prompt: str, seed: int) -> torch.Tensor:
         """Latents [1, C, h, w] of the first frame of `prompt`, drawn by the base image model."""
-        pipe = self._image_pipe()
-        kwargs = {} if self.keyframe_guidance is None else {"guidance_scale": float(self.keyframe_guidance)}
-        with torch.inference_mode():
-            out = pipe(prompt=[still_caption(prompt)], num_inference_steps=self.keyframe_steps, output_type="latent",
-                       generator=torch.Generator(device=self.device).manual_seed(int(seed)), **kwargs)
+        from neuralframe.generate.models.folder import pipeline_images
+
+        latents = pipeline_images(self._image_pipe(), [still_caption(prompt)], self.keyframe_steps, int(seed),
+                                  self.keyframe_guidance, output_type="latent", device=self.device)
         self.evaluations += self.keyframe_steps
-        return out.images.float()
+        return latents.float()
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.depth, self.config.sink, self.window)
