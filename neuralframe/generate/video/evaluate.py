@@ -162,7 +162,8 @@ def tune_sampling(gen, classifier, keyframe_steps=(3,), stochastic=(True, False)
     sooner, the switch itself is less smooth). Settings whose median jump at a switch is within the
     requirement (`MAX_JUMP` times the median frame difference) rank before those that are not.
     Returns (best settings, every setting scored)."""
-    saved = gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance, gen.switch_cold_frames, gen.window
+    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance", "switch_cold_frames")
+    saved = {k: getattr(gen, k) for k in keys}
     windows = sorted({gen.config.window if n is None else int(n) for n in windows})
     settings = [(int(n), int(k), bool(s), bool(w), float(g), int(c)) for n in windows for k in keyframe_steps
                 for s in stochastic for w in warm_start for g in motion_guidance for c in switch_cold_frames
@@ -170,8 +171,8 @@ def tune_sampling(gen, classifier, keyframe_steps=(3,), stochastic=(True, False)
     sweep = []
     try:
         for n, k, s, w, g, c in settings:
-            gen.window, gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance = n, k, s, w, g
-            gen.switch_cold_frames = c if w else 0
+            for key, value in zip(keys, (n, k, s, w, g, c if w else 0)):
+                setattr(gen, key, value)
             m = evaluate_video(gen, classifier, prompts=prompts, switch_prompts=max(1, prompts // 2),
                                first_seed=TUNE_SEED)
             sweep.append({"window": n, "keyframe_steps": k, "stochastic": s, "warm_start": w, "motion_guidance": g,
@@ -183,9 +184,9 @@ def tune_sampling(gen, classifier, keyframe_steps=(3,), stochastic=(True, False)
             if progress is not None:
                 progress(len(sweep), len(settings))
     finally:
-        gen.keyframe_steps, gen.stochastic, gen.warm_start, gen.motion_guidance, gen.switch_cold_frames, gen.window = saved
+        for key, value in saved.items():
+            setattr(gen, key, value)
     # smooth switches first, then the score; ties: fewer evaluations, fewer cold frames
     best = max(sweep, key=lambda e: (e["switch_jump_ratio_median"] <= MAX_JUMP, e["score"], -e["keyframe_steps"],
                                      -e["switch_cold_frames"]))
-    keys = ("window", "keyframe_steps", "stochastic", "warm_start", "motion_guidance", "switch_cold_frames")
     return {"first_frame_guidance": 1.0, **{k: best[k] for k in keys}, "motion_guidance_t": gen.motion_guidance_t}, sweep
