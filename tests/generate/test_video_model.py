@@ -233,6 +233,26 @@ def test_the_training_loss_runs_and_falls_on_a_tiny_pool():
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
 
 
+def test_the_training_loss_in_the_short_window_pattern_does_not_read_older_frames():
+    from neuralframe.generate.train.video import video_loss
+
+    model = _random_model()  # two layers: a frame's keys in layer 2 depend on what it read in layer 1
+    g = torch.Generator().manual_seed(0)
+    # the loss covers frames 5.. (a switch at 5); frame 1 is only something they might attend to
+    pool = {"latents": torch.randn(2, 12, 4, 8, 8, generator=g), "hidden": torch.randn(2, 77, 64, generator=g),
+            "pooled": torch.randn(2, 64, generator=g), "switch": torch.tensor([5, 5])}
+    changed = dict(pool, latents=pool["latents"].clone())
+    changed["latents"][:, 1] += 3.0
+
+    def loss(p, window):
+        return float(video_loss(model, p, torch.arange(2), torch.Generator().manual_seed(1), window=window)[0])
+
+    # the generator's default: the sink and one recent frame (frames 5.. read 0 and 3.., never frame 1)
+    assert loss(changed, 1) == pytest.approx(loss(pool, 1), abs=1e-6)
+    # the trained window of 4 reaches back to frame 1 from frame 5
+    assert abs(loss(changed, None) - loss(pool, None)) > 1e-5  # float noise is below 1e-6
+
+
 def test_a_damaged_model_folder_is_one_line(tmp_path):
     with pytest.raises(InputError, match="config.json"):
         CausalVideoTransformer.load(tmp_path)

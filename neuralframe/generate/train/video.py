@@ -31,6 +31,12 @@ context, aimed at the error generated frames actually make.
 **Switch clips are drawn more often** (`SWITCH_SAMPLE`): a share of every batch comes from the clips that
 switch prompt, so the fade to a new shape is seen in more steps than the pool's share of such clips gives.
 
+**The generator's window is trained too** (`SHORT_WINDOW`): the generator holds the sink and one recent
+frame (the card's `window`, chosen by the sampling sweep: fewer copies of a generated frame's small errors in
+view), while a model trained only in the full window's pattern never saw that context. Half of the batches
+attend in the short pattern (`forward_streams(window=SHORT_WINDOW_FRAMES)`, offsets unchanged), the other
+half in the full window, so both settings the sweep compares are ones the model was trained on.
+
 **The sink is the first frame under the current caption** (the clip's `anchor`): frame 0, or for a switching
 clip frame 0 of shape B's clip. At generation the base image model draws that frame for each prompt
 (frame 0, and the re-anchored sink after a switch), so the sink always shows what the caption asks for
@@ -78,6 +84,10 @@ MOTION_WEIGHT = 4.0
 SECOND_FRAME_WEIGHT = 4.0
 CONTEXT_BLUR = 0.5  # share of clips whose window context is blurred (see the module docstring)
 SWITCH_SAMPLE = 0.5  # share of every batch drawn from the clips that switch prompt
+# share of batches trained in the attention pattern of the generator's default window (the sink and one
+# recent frame, see the module docstring), the rest with the full trained window
+SHORT_WINDOW = 0.5
+SHORT_WINDOW_FRAMES = 1
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
 
 
@@ -258,8 +268,10 @@ def batch_indices(pool: dict, batch: int, generator=None, switch_share: float = 
     return idx
 
 
-def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[torch.Tensor, dict]:
-    """Flow-matching loss of one batch of pool clips `idx` (targets and context predictions)."""
+def video_loss(model, pool: dict, idx: torch.Tensor, generator=None,
+               window: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Flow-matching loss of one batch of pool clips `idx` (targets and context predictions); `window`: the
+    recent frames each frame attends to besides the sink (None: the trained window)."""
     cfg = model.config
     x0 = pool["latents"][idx].float()  # [B, T, C, h, w]
     b, t = x0.shape[:2]
@@ -286,7 +298,8 @@ def video_loss(model, pool: dict, idx: torch.Tensor, generator=None) -> tuple[to
     n_q = torch.randn(x0.shape, device=dev, generator=generator)
     lv = levels[:, :, None, None, None]
     xt = (1 - lv) * x0 + lv * n_q
-    v_ctx, v_q, _ = model.forward_streams(ctx, ids, text, xt, ids, levels, prev_x=prev_x, has_prev=has_prev)
+    v_ctx, v_q, _ = model.forward_streams(ctx, ids, text, xt, ids, levels, prev_x=prev_x, has_prev=has_prev,
+                                          window=window)
     # frames before a switch are only context for the frames after it
     k = pool["switch"][idx].clamp_min(0)
     weight = (torch.arange(t, device=dev)[None] >= k[:, None]).float()  # [B, T]
@@ -348,8 +361,9 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
 
     def step_fn(step: int) -> dict:
         idx = batch_indices(pool, batch, g)
+        short = bool(torch.rand((), generator=g, device=device) < SHORT_WINDOW)
         with autocast:
-            loss, metrics = video_loss(model, pool, idx, g)
+            loss, metrics = video_loss(model, pool, idx, g, window=SHORT_WINDOW_FRAMES if short else None)
         optimizer_step(optimizer, loss, model.parameters())
         ema.update(model, step)
         return metrics
