@@ -84,7 +84,7 @@ def run(model=None, frames: int = 64, prompts: int = 100, blocks: int = 3, long_
         "frames": frames,
         "threads": torch.get_num_threads(),
         "network_evaluations_per_frame": nfe,
-        "sink": gen.config.sink, "window": gen.config.window,
+        "sink": gen.config.sink, "window": gen.window, "trained_window": gen.config.window,
         "fps_generate": round(frames / t_gen, 2),
         "fps_recompute": round(frames / statistics.median(recompute_dec), 2),
         "ratio_kvcache_vs_recompute": round(ratio, 3),
