@@ -244,6 +244,7 @@ def test_the_training_loss_in_the_short_window_pattern_does_not_read_older_frame
     changed = dict(pool, latents=pool["latents"].clone())
     changed["latents"][:, 1] += 3.0
 
+    @torch.no_grad()
     def loss(p, window):
         return float(video_loss(model, p, torch.arange(2), torch.Generator().manual_seed(1), window=window)[0])
 
