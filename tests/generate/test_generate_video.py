@@ -55,7 +55,7 @@ def test_the_bundled_video_model_ships_with_its_card():
     assert (BUNDLED_VIDEO / card["preview"]["file"]).is_file()
 
 
-def test_generate_writes_the_frames_it_reports(tmp_path, capsys):
+def test_generate_writes_the_frames_it_reports(tmp_path, capsys, generator):
     out = tmp_path / "clip.mp4"
     assert main(["generate", RED_STAR, "--frames", "12", "-o", str(out), "--upscale", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -64,11 +64,10 @@ def test_generate_writes_the_frames_it_reports(tmp_path, capsys):
     assert frames[0].shape == (128, 128, 3) and summary["size"] == "128x128"
     # frame 0: the image model's steps + the pass that caches it; later frames: every sampling step from noise, or
     # one fewer with a warm start from the last frame (a rotating prompt names no direction: no guidance step)
-    defaults = json.loads((ROOT / "assets" / "models" / "tiny-shapes-video" / "card.json").read_text())["defaults"]
-    config = json.loads((ROOT / "assets" / "models" / "tiny-shapes-video" / "config.json").read_text())
-    later = len(config["steps"]) - int(defaults["warm_start"])
-    assert summary["network_evaluations_per_frame"] == round((defaults["keyframe_steps"] + 1 + 11 * later) / 12, 2)
-    assert defaults["keyframe_steps"] + 1 <= 4 and later <= 4  # the budget: <= 4 evaluations a frame
+    first_frame = generator.keyframe_steps + 1  # the bundled card's defaults, as `generate` reads them
+    later = len(generator.config.steps) - int(generator.warm_start)
+    assert summary["network_evaluations_per_frame"] == round((first_frame + 11 * later) / 12, 2)
+    assert first_frame <= 4 and later <= 4  # the budget: <= 4 evaluations a frame
     assert summary["fps"] > 0 and summary["peak_memory_mb"] > 0
     # a red shape over blue, and it changes from frame to frame (a video, not a still)
     first = frames[0].astype(np.float32)

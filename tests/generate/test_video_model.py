@@ -248,7 +248,7 @@ def test_the_training_loss_in_the_short_window_pattern_does_not_read_older_frame
     def loss(p, window):
         return float(video_loss(model, p, torch.arange(2), torch.Generator().manual_seed(1), window=window)[0])
 
-    # the generator's default: the sink and one recent frame (frames 5.. read 0 and 3.., never frame 1)
+    # the short window: the sink and one recent frame (frames 5.. read 0 and 3.., never frame 1)
     assert loss(changed, 1) == pytest.approx(loss(pool, 1), abs=1e-6)
     # the trained window of 4 reaches back to frame 1 from frame 5
     assert abs(loss(changed, None) - loss(pool, None)) > 1e-5  # float noise is below 1e-6

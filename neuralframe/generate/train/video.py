@@ -31,11 +31,12 @@ context, aimed at the error generated frames actually make.
 **Switch clips are drawn more often** (`SWITCH_SAMPLE`): a share of every batch comes from the clips that
 switch prompt, so the fade to a new shape is seen in more steps than the pool's share of such clips gives.
 
-**The generator's window is trained too** (`SHORT_WINDOW`): the generator holds the sink and one recent
-frame (the card's `window`, chosen by the sampling sweep: fewer copies of a generated frame's small errors in
-view), while a model trained only in the full window's pattern never saw that context. Half of the batches
-attend in the short pattern (`forward_streams(window=SHORT_WINDOW_FRAMES)`, offsets unchanged), the other
-half in the full window, so both settings the sweep compares are ones the model was trained on.
+**The short window is trained too** (`SHORT_WINDOW`): the generator may hold fewer recent frames than the
+model was trained with (the card's `window`, chosen by the sampling sweep between 1 and the trained window:
+fewer copies of a generated frame's small errors in view), a context a model trained only in the full
+window's pattern never saw. Half of the batches attend in the pattern of the sink and one recent frame
+(`forward_streams(window=SHORT_WINDOW_FRAMES)`, offsets unchanged), the other half in the full window, so
+both settings the sweep compares are ones the model was trained on.
 
 **The sink is the first frame under the current caption** (the clip's `anchor`): frame 0, or for a switching
 clip frame 0 of shape B's clip. At generation the base image model draws that frame for each prompt
@@ -84,8 +85,8 @@ MOTION_WEIGHT = 4.0
 SECOND_FRAME_WEIGHT = 4.0
 CONTEXT_BLUR = 0.5  # share of clips whose window context is blurred (see the module docstring)
 SWITCH_SAMPLE = 0.5  # share of every batch drawn from the clips that switch prompt
-# share of batches trained in the attention pattern of the generator's default window (the sink and one
-# recent frame, see the module docstring), the rest with the full trained window
+# share of batches trained in the attention pattern of the shortest window the sampling sweep tries (the sink
+# and one recent frame, see the module docstring), the rest with the full trained window
 SHORT_WINDOW = 0.5
 SHORT_WINDOW_FRAMES = 1
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
