@@ -96,7 +96,7 @@ def _emit_json(data: dict) -> None:
 @app.command()
 def info(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables.")) -> None:
     """Versions, threads, devices and which optional capabilities are present."""
-    from neuralframe import info as info_mod
+    from neuralframe.apps import info as info_mod
 
     data = info_mod.collect()
     _emit_json(data) if as_json else info_mod.print_info(data)
@@ -113,7 +113,7 @@ def demo(
 ) -> None:
     """Run the bundled demo: a moving test pattern through the frame pipeline into OUT/pattern.mp4, then the
     bundled motorcycle scene in the viewer (or, without a display, an orbit video OUT/motorcycle_orbit.mp4)."""
-    from neuralframe import demo as demo_mod
+    from neuralframe.apps import demo as demo_mod
 
     report = demo_mod.run(out, frames=frames, progress=not as_json, window=window)
     if as_json:
@@ -192,11 +192,11 @@ def stream(
     """Run a source through an effect into a file, a folder, a window, a virtual camera or nowhere; Ctrl-C
     stops cleanly."""
     from neuralframe.console import print_pipeline_report
-    from neuralframe.streaming.run import StreamSettings, run
+    from neuralframe.apps.stream import StreamSettings, run
 
     diffuse = None
     if prompt:
-        from neuralframe.generate.diffuse import DiffuseSettings, parse_steps
+        from neuralframe.generate.diffusion.diffuse import DiffuseSettings, parse_steps
 
         diffuse = DiffuseSettings(prompts=tuple(prompt), steps=parse_steps(steps), cfg=cfg, guidance_scale=guidance,
                                   bank=bank, similarity=similarity, seed=seed, tiny_vae=tiny_vae,
@@ -244,7 +244,8 @@ def restyle(
     frame is processed, in order. With --ray, chunks of the video run on Ray workers, each warmed up on the
     frames before it."""
     from neuralframe.console import print_pipeline_report
-    from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, parse_steps, restyle as run_restyle
+    from neuralframe.apps.restyle import RestyleJob, restyle as run_restyle
+    from neuralframe.generate.diffusion.diffuse import DiffuseSettings, parse_steps
 
     settings = DiffuseSettings(prompts=tuple(prompt), model=model, steps=parse_steps(steps), cfg=cfg,
                                guidance_scale=guidance, bank=bank, size=_size(size), seed=seed, backend=backend,
@@ -286,8 +287,8 @@ def matte(
     """Separate people from the background in a video, offline and lossless: every frame is matted. With
     --ray, chunks of the video run on Ray workers, each warmed up on the frames before it."""
     from neuralframe.console import print_pipeline_report
-    from neuralframe.generate.matting.effects import MatteSettings
-    from neuralframe.generate.matting.offline import MatteJob, run
+    from neuralframe.matting.effects import MatteSettings
+    from neuralframe.apps.matte import MatteJob, run
 
     settings = MatteSettings(model=model, downsample_ratio=downsample_ratio, backend=_matting_backend(backend))
     job = MatteJob(input=input, out=out, alpha=alpha, rgba=rgba, background=background, frames=frames, fps=fps,
@@ -370,7 +371,7 @@ def render(
     workers (the video is the same as on one machine)."""
     from neuralframe.backend.runtime import resolve_backend
     from neuralframe.console import err_console, print_pipeline_report
-    from neuralframe.render.jobs import PathSettings, render_path
+    from neuralframe.apps.render import PathSettings, render_path
     from neuralframe.render.scene import open_scene
 
     h, w = _size(size)
@@ -906,7 +907,7 @@ def generate(
     valid video of the frames so far."""
     from neuralframe.console import console
     from neuralframe.generate.video.generate import parse_schedule
-    from neuralframe.generate.video.product import generate_video
+    from neuralframe.apps.generate import generate_video
 
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")

@@ -110,7 +110,7 @@ def test_stream_matting_effect_and_matte_command(tmp_path):
     import cv2
     import numpy as np
 
-    from neuralframe.generate.matting.media import make_clip
+    from neuralframe.matting.media import make_clip
     from neuralframe.streaming import Frame, Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import PatternSource

@@ -54,7 +54,7 @@ def test_an_error_in_the_block_wins_over_a_pending_ctrl_c():
 
 
 def test_a_ctrl_c_inside_a_command_is_interrupted_and_130(monkeypatch, tmp_path, capsys):
-    import neuralframe.render.jobs as jobs
+    import neuralframe.apps.render as jobs
     from neuralframe.cli import main
 
     def interrupted(*args, **kwargs):

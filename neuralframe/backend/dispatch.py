@@ -5,9 +5,9 @@ use, so registering costs nothing and a missing optional package only matters wh
 A failed import is cached and reported with the implementation's install hint.
 
     rasterize = dispatch.op("splat.rasterize")
-    rasterize.register("reference", "neuralframe.render.splat.ref:rasterize")
-    rasterize.register("cpu", "neuralframe.render.splat.cpu:rasterize", requires=("numba",))
-    rasterize.register("cuda", "neuralframe.render.splat.cuda:rasterize", requires=("gsplat",),
+    rasterize.register("reference", "neuralframe.render.splat.rasterize_ref:rasterize")
+    rasterize.register("cpu", "neuralframe.render.splat.rasterize_cpu:rasterize", requires=("numba",))
+    rasterize.register("cuda", "neuralframe.render.splat.rasterize_cuda:rasterize", requires=("gsplat",),
                        device="cuda", hint="pip install 'neuralframe[cuda]' on a GPU machine")
     fn = rasterize.resolve("auto", device)       # the fastest available for that device
     rasterize.name_for("auto", device)           # "cpu", for a HUD or a benchmark

@@ -22,7 +22,7 @@ SIZES = ((720, 1280), (1080, 1920))
 
 
 def _make_input(path: Path, frames: int, size: tuple[int, int]) -> None:
-    from neuralframe.generate.matting.media import make_clip
+    from neuralframe.matting.media import make_clip
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.frame import Frame, StreamInfo
     from neuralframe.streaming.pipeline import Source
@@ -53,7 +53,7 @@ def _make_input(path: Path, frames: int, size: tuple[int, int]) -> None:
 
 
 def _end_to_end(src: Path, out: Path, backend: str) -> dict[str, Any]:
-    from neuralframe.generate.matting.effects import MatteSettings, effect_stages
+    from neuralframe.matting.effects import MatteSettings, effect_stages
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import VideoFileSource
@@ -98,8 +98,8 @@ def segmenter_side_by_side(variant: str = "landscape", calls: int = 40) -> dict[
     import numpy as np
     import torch
 
-    from neuralframe.generate.matting.media import load_person
-    from neuralframe.generate.matting.segmenter import load_segmenter, model_path, optimize_for_cpu
+    from neuralframe.matting.media import load_person
+    from neuralframe.matting.segmenter import load_segmenter, model_path, optimize_for_cpu
 
     model = load_segmenter(variant=variant)
     ours = optimize_for_cpu(model)

@@ -84,7 +84,7 @@ def geometry_throughput(field, camera, repeats: int) -> dict:
     CPU inference kernel, and the largest difference between their outputs."""
     import torch
 
-    from neuralframe.render.nerf import cpu
+    from neuralframe.render.nerf import hashgrid_cpu as cpu
     from neuralframe.render.nerf.renderer import chunked
 
     x = render_samples(field, camera)

@@ -113,8 +113,8 @@ def run(frames: int = 240, size: tuple[int, int] = (270, 480), restyle_frames: i
     """Measure (see the module docstring); returns one JSON-able dict."""
     from neuralframe.distributed import RaySettings, ray_session
     from neuralframe.distributed.jobs import render_path_ray, restyle_ray
-    from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, restyle
-    from neuralframe.render.jobs import PathSettings, render_path
+    from neuralframe.apps.restyle import DiffuseSettings, RestyleJob, restyle
+    from neuralframe.apps.render import PathSettings, render_path
     from neuralframe.render.scene import default_scene_path, open_scene
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink

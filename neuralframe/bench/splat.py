@@ -21,10 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Callable
 
-MOTORCYCLE = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "motorcycle.ply"
+from neuralframe.assets import asset
+
+MOTORCYCLE = asset("scenes", "motorcycle.ply")
 
 # (case, n, width, height, run the reference)
 FULL_CASES = [
@@ -99,7 +100,7 @@ def _threading_layer() -> str:
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark and return its JSON-serialisable result (see the module docstring)."""
     from neuralframe.render.splat import io, procedural
-    from neuralframe.render.splat import cpu as cpu_impl
+    from neuralframe.render.splat import rasterize_cpu as cpu_impl
     from neuralframe.render.splat.rasterize import rasterize
 
     say = progress or (lambda message: None)

@@ -40,38 +40,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuralframe.generate.data.panning import panning_clip
+
 DEFAULT_STEPS = (30, 40)
-PROMPT_COLOUR = "blue"
-NOISE_SIGMA = 2.0
-
-
-def scene_frames(n: int, size: int, static: bool = False, seed: int = 3) -> tuple[list[torch.Tensor], str, dict]:
-    """n uint8 [size, size, 3] frames panning 1 px per frame (or static) across a tiny-shapes scene, with
-    camera noise; the prompt (the scene's caption with another colour) and its (shape, colour) labels."""
-    from neuralframe.generate.data import ShapesConfig, ShapesGenerator
-    from neuralframe.generate.data.vocab import COLOURS, SHAPES
-
-    margin = 24
-    gen = ShapesGenerator(ShapesConfig(size=size + margin, sizes=("large",), textures=("solid",),
-                                       backgrounds=("gradient",)))
-    while gen.attributes(seed, "eval").position != "centre":  # the whole shape stays in view while panning
-        seed += 1
-    sample = gen.image(seed, "eval")
-    a = sample.attributes
-    colour = PROMPT_COLOUR if a.colour != PROMPT_COLOUR else "red"
-    prompt = sample.caption.replace(f" {a.colour} {a.shape}", f" {colour} {a.shape}")
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n):
-        x = 0 if static else min(i, 2 * margin - i) % (margin + 1)  # pan right, then back
-        crop = sample.pixels[margin // 2: margin // 2 + size, x: x + size].astype(np.float32)
-        crop += rng.normal(0, NOISE_SIGMA, crop.shape)
-        frames.append(torch.from_numpy(np.clip(crop + 0.5, 0, 255).astype(np.uint8)))
-    return frames, prompt, {"shape": list(SHAPES).index(a.shape), "colour": list(COLOURS).index(colour)}
 
 
 def _engine(pipe, size: int, steps, cfg=None, guidance=None, bank=None, similarity=None, tiny_vae=None):
-    from neuralframe.generate.stream import StreamEngine
+    from neuralframe.generate.diffusion.stream import StreamEngine
 
     return StreamEngine(pipe, t_index_list=steps, cfg=cfg, guidance_scale=guidance, size=(size, size), bank=bank,
                         similarity=similarity, tiny_vae=tiny_vae)
@@ -135,11 +110,11 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
     """Measure; returns the JSON-ready result (see the module docstring)."""
     from neuralframe.backend.device import cpu_threads
     from neuralframe.generate.evaluate import CLASSIFIER_DIR, CountingUNet
-    from neuralframe.generate.feature_bank import FeatureBank
+    from neuralframe.generate.caches.feature_bank import FeatureBank
     from neuralframe.generate.models.classifier import ShapeClassifier
     from neuralframe.generate.models.folder import (BUNDLED, card_defaults, check_pipeline_folder, load_pipeline,
                                                     load_tiny_vae)
-    from neuralframe.generate.stream import SimilarityFilter, nfe_per_frame
+    from neuralframe.generate.diffusion.stream import SimilarityFilter, nfe_per_frame
 
     say = progress or (lambda msg: None)
     if quick:
@@ -151,8 +126,8 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
     pipe = load_pipeline(model)
     guidance = card_defaults(model).get("guidance_scale", 1.2) if pipe.unet.config.time_cond_proj_dim else 1.2
     steps = tuple(steps)
-    moving, prompt, labels = scene_frames(frames, size)
-    static, _, _ = scene_frames(frames, size, static=True)
+    moving, prompt, labels = panning_clip(frames, size)
+    static, _, _ = panning_clip(frames, size, static=True)
 
     engine = _engine(pipe, size, steps, guidance=guidance).prepare(prompt)
     diffusers_pipe = _Diffusers(pipe, engine)

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from neuralframe.generate.video.product import rss_mb
+from neuralframe.apps.generate import rss_mb
 
 PROMPT = "a large red star rotating in the centre over a plain blue background"
 

@@ -200,7 +200,7 @@ def run_on_ray(source: Source, make_stage: Callable[[], Stage], sink, session, *
 # ---- render ----------------------------------------------------------------------------------------
 
 def _render_stage(scene_path: str, impl: str, backend: str) -> Stage:
-    from neuralframe.render.jobs import SceneRenderStage
+    from neuralframe.apps.render import SceneRenderStage
     from neuralframe.render.scene import open_scene
 
     scene = open_scene(scene_path)
@@ -213,7 +213,7 @@ def render_path_ray(scene_path: str | os.PathLike, settings, out: str | os.PathL
                     backend: str = "torch", unit_frames: int | None = None, progress: bool = True,
                     on_submit=None):
     """`neuralframe render --ray`: the path's cameras in segments, one per unit; returns (report, summary)."""
-    from neuralframe.render.jobs import CameraPathSource, path_cameras
+    from neuralframe.apps.render import CameraPathSource, path_cameras
     from neuralframe.render.scene import open_scene
     from neuralframe.streaming.sinks import parse_sink
 
@@ -231,8 +231,8 @@ def render_path_ray(scene_path: str | os.PathLike, settings, out: str | os.PathL
 def restyle_warmup(settings) -> int:
     """Warm-up frames of a restyle chunk: the S - 1 latents in flight, plus the bank's frames and the
     similarity filter's longest skip run when those are on."""
-    from neuralframe.generate.feature_bank import FeatureBank
-    from neuralframe.generate.stream import SimilarityFilter
+    from neuralframe.generate.caches.feature_bank import FeatureBank
+    from neuralframe.generate.diffusion.stream import SimilarityFilter
 
     warm = len(settings.steps) - 1
     if settings.bank:
@@ -246,7 +246,7 @@ def restyle_warmup(settings) -> int:
 def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None,
                 progress: bool = True, on_submit=None):
     """`neuralframe restyle --ray`: chunks of the video, each warmed up (see the module docstring)."""
-    from neuralframe.generate.diffuse import DiffuseStage, check_restyle_job
+    from neuralframe.apps.restyle import DiffuseStage, check_restyle_job
     from neuralframe.streaming import sinks, sources
 
     check_restyle_job(job)  # the same checks as on one machine
@@ -263,7 +263,7 @@ def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | N
 # ---- matte -----------------------------------------------------------------------------------------
 
 def _matte_stage(background: str, settings) -> Stage:
-    from neuralframe.generate.matting.effects import MatteStage, parse_background
+    from neuralframe.matting.effects import MatteStage, parse_background
 
     return MatteStage(parse_background(background, settings.impl), settings, name="matte")
 
@@ -271,8 +271,8 @@ def _matte_stage(background: str, settings) -> Stage:
 def matte_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None, progress: bool = True,
               on_submit=None):
     """`neuralframe matte --ray`: chunks of the video, each warmed up on the frames before it."""
-    from neuralframe.generate.matting.effects import VideoBackground, model_kind, parse_background
-    from neuralframe.generate.matting.offline import open_job
+    from neuralframe.matting.effects import VideoBackground, model_kind, parse_background
+    from neuralframe.apps.matte import open_job
 
     source, sink = open_job(job)  # the input and the outputs, checked on the driver
     if isinstance(parse_background(job.background, job.matte.impl), VideoBackground):
@@ -311,7 +311,7 @@ class ClipWork:
         self.gen = None
 
     def setup(self, info: Any) -> dict:
-        from neuralframe.generate.video.product import load_generator
+        from neuralframe.apps.generate import load_generator
 
         self.gen = load_generator(self.model, self.device, self.tiny_vae)
         return {"fps": self.gen.fps, "supports_schedule": self.gen.supports_schedule}
@@ -330,7 +330,7 @@ class ClipWork:
 
 def write_clip(frames: list[np.ndarray], path: Path, fps: float, upscale: int):
     """One clip's frames into a video file (upscaled as `generate` writes them); returns the report."""
-    from neuralframe.generate.video.product import GeneratorSource
+    from neuralframe.apps.generate import GeneratorSource
     from neuralframe.streaming.sinks import VideoFileSink
 
     # frames from Ray's object store are read-only views: copy each as it is written

@@ -23,7 +23,7 @@ PEOPLE = ("astronaut", "camera")
 @functools.lru_cache(maxsize=8)
 def person_frames(frames: int, size: tuple[int, int], seed: int, shift: int = 4) -> tuple[torch.Tensor, ...]:
     """`frames` frames per bundled person (people interleaved), each uint8 [H, W, 3]."""
-    from neuralframe.generate.matting.media import make_clip
+    from neuralframe.matting.media import make_clip
 
     clips = [make_clip(frames, size, person=p, seed=seed, shift=shift).frames for p in PEOPLE]
     return tuple(f for group in zip(*clips) for f in group)

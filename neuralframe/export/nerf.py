@@ -2,7 +2,7 @@
 sigma [N] and colour rgb [N, 3] out.
 
 The graph is `ExportableField`, the field's math written for edge runtimes and checked against the
-project's pure-torch reference (`NerfField(impl="reference")`, i.e. `render/nerf/ref.py`):
+project's pure-torch reference (`NerfField(impl="reference")`, i.e. `render/nerf/hashgrid_ref.py`):
 
 - the hash `x * 1 ^ y * 2654435761 ^ z * 805459861` needs a bitwise XOR, which TensorRT 10 does not
   take (BitwiseXor is unsupported, and opset 18 besides). Hashed levels have 2**T entries, so only the
@@ -237,7 +237,7 @@ def build(options: BuildOptions) -> list[Graph]:
                f"entries per hashed level, table {tuple(field.encoding.params.shape)}",
                "hash XOR as a lookup table (TensorRT 10 has no BitwiseXor); float32 cell positions "
                "(the reference rounds once in float64)",
-               "checked against the pure-torch reference (render/nerf/ref.py); torch_ms times the "
+               "checked against the pure-torch reference (render/nerf/hashgrid_ref.py); torch_ms times the "
                "field as the renderer runs it (impl=auto)",
                "float16: the MLPs only; positions, hash and interpolation stay float32 and integer"],
     )]

@@ -28,7 +28,7 @@ OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 def random_rvm(seed: int = 0):
     """An RVM with seeded random weights and batch-norm statistics, alpha centred in (0, 1) (so outputs are
     not trivially clamped: parity on them means something)."""
-    from neuralframe.generate.matting.rvm import RVM
+    from neuralframe.matting.rvm import RVM
 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -44,7 +44,7 @@ def random_rvm(seed: int = 0):
 
 
 def _graph(model, ratio: float, size: tuple[int, int], weights: str) -> Graph:
-    from neuralframe.generate.matting.rvm import RVMStep, state_shapes
+    from neuralframe.matting.rvm import RVMStep, state_shapes
 
     step = RVMStep(model, ratio).eval()
     h, w = size
@@ -89,7 +89,7 @@ def _graph(model, ratio: float, size: tuple[int, int], weights: str) -> Graph:
 
 
 def build(options: BuildOptions) -> list[Graph]:
-    from neuralframe.generate.matting.rvm import check_downsample_ratio, load_rvm
+    from neuralframe.matting.rvm import check_downsample_ratio, load_rvm
 
     path = check_model_path(options.model_path, (".pth", ".pt"), "an RVM MobileNetV3 state dict")
     if path is None and not options.random_weights:

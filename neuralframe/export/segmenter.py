@@ -66,7 +66,7 @@ def _calibration(size: tuple[int, int]) -> Callable[[], list[dict[str, np.ndarra
 def _graph(name: str, model, weights: str, dynamic: bool) -> Graph:
     import copy
 
-    from neuralframe.generate.matting.segmenter import optimize_for_cpu
+    from neuralframe.matting.segmenter import optimize_for_cpu
 
     h, w = model.size
 
@@ -98,7 +98,7 @@ def _graph(name: str, model, weights: str, dynamic: bool) -> Graph:
 
 
 def build(options: BuildOptions) -> list[Graph]:
-    from neuralframe.generate.matting.segmenter import VARIANTS, load_segmenter, model_path
+    from neuralframe.matting.segmenter import VARIANTS, load_segmenter, model_path
 
     reject_options(options, "segmenter", ("ratios", "size", "random_weights"))
     path = check_model_path(options.model_path, (".tflite",), "a selfie-segmentation .tflite")

@@ -1,3 +1,3 @@
-"""Generative and neural media: matting (`neuralframe.generate.matting`), procedural captioned data
+"""Generative and neural media: matting (`neuralframe.matting`), procedural captioned data
 (`neuralframe.generate.data`) and the bundled CLIP tokenizer (`neuralframe.generate.tokenizer`); imports
 nothing heavy."""

@@ -23,9 +23,10 @@ import gzip
 import json
 from pathlib import Path
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError, MissingDependencyError
 
-ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "models" / "clip-tokenizer"
+ASSET_DIR = asset("models", "clip-tokenizer")
 VOCAB_SIZE = 49408
 CONTEXT_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -319,4 +320,4 @@ def open_scene(path: str | Path) -> Scene:
 
 def default_scene_path() -> Path:
     """The bundled motorcycle scene."""
-    return Path(__file__).resolve().parents[2] / "assets" / "scenes" / "motorcycle.ply"
+    return asset("scenes", "motorcycle.ply")

@@ -321,3 +321,40 @@ def parse_source(spec: str, *, frames: int | None = None, size: tuple[int, int] 
     if not path.exists():
         raise InputError(f"input '{spec}' does not exist (use a video file, an image folder, webcam[:N] or pattern)")
     return VideoFileSource(path, loop=loop)
+
+
+class FrameListSource(Source):
+    """Frames held in memory (uint8 [H, W, 3] tensors), played once, or forwards then back (`bounce`) for
+    `frames` frames: the demo's clips, made by the project's own code.
+
+    Args:
+        images: the frames, all of one size.
+        fps: frame rate written into timestamps.
+        frames: how many frames to play (default: len(images)).
+        bounce: past the end, play backwards, then forwards again.
+        name: the source's name in reports.
+    """
+
+    def __init__(self, images: list, fps: float = 30.0, frames: int | None = None, bounce: bool = False,
+                 name: str = "clip"):
+        if not images:
+            raise InputError("a frame list needs at least one frame")
+        self.images, self.fps, self.bounce, self.name = list(images), float(fps), bounce, name
+        self.frames = len(self.images) if frames is None else int(frames)
+        if self.frames > len(self.images) and not bounce:
+            raise InputError(f"{self.frames} frames asked of a list of {len(self.images)}; pass bounce=True to loop")
+        self._i = 0
+
+    def open(self) -> StreamInfo:
+        height, width = self.images[0].shape[:2]
+        return StreamInfo(width=int(width), height=int(height), fps=self.fps, frames=self.frames, name=self.name)
+
+    def read(self) -> Frame | None:
+        if self._i >= self.frames:
+            return None
+        n = len(self.images)
+        k = self._i % (2 * n - 2) if n > 1 else 0
+        image = self.images[k if k < n else 2 * n - 2 - k]
+        frame = Frame(image=image, index=self._i, timestamp=self._i / self.fps)
+        self._i += 1
+        return frame

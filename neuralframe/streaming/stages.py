@@ -49,7 +49,7 @@ EFFECTS = ("none", "warm", "cool", "sepia", "gray")
 def effect_stage(effect: str, size: tuple[int, int] | None = None, impl: str = "auto") -> Stage | None:
     """The stage for `--effect NAME` (None when there is nothing to do)."""
     if effect not in EFFECTS:
-        from neuralframe.streaming.run import EFFECT_HELP
+        from neuralframe.apps.stream import EFFECT_HELP
 
         raise InputError(f"unknown effect '{effect}': use {EFFECT_HELP}")
     if effect == "none" and size is None:

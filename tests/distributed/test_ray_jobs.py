@@ -52,7 +52,7 @@ def _write_folder(frames, folder: Path) -> Path:
 
 def test_render_on_ray_is_the_single_machine_video_even_when_a_worker_is_killed(cluster, tmp_path):
     from neuralframe.distributed.jobs import render_path_ray
-    from neuralframe.render.jobs import PathSettings, render_path
+    from neuralframe.apps.render import PathSettings, render_path
     from neuralframe.render.scene import default_scene_path, open_scene
 
     settings = PathSettings(frames=12, width=160, height=96)
@@ -131,7 +131,7 @@ def _moving_clip(n: int, h: int = 128, w: int = 128) -> list[np.ndarray]:
 
 def _restyle(folder, out, session=None, bank=False, unit_frames=6):
     from neuralframe.distributed.jobs import restyle_ray
-    from neuralframe.generate.diffuse import DiffuseSettings, RestyleJob, restyle
+    from neuralframe.apps.restyle import DiffuseSettings, RestyleJob, restyle
 
     job = RestyleJob(input=str(folder), out=str(out), fps=30.0,
                      diffuse=DiffuseSettings(prompts=(PROMPT,), size=(128, 128), bank=bank))
@@ -172,8 +172,8 @@ def test_restyle_on_ray_with_the_bank_has_no_visible_seam(cluster, tmp_path):
 
 def test_matte_on_ray_has_no_visible_seam_and_follows_the_single_machine_matte(cluster, tmp_path):
     from neuralframe.distributed.jobs import matte_ray
-    from neuralframe.generate.matting.media import make_clip
-    from neuralframe.generate.matting.offline import MatteJob, run
+    from neuralframe.matting.media import make_clip
+    from neuralframe.apps.matte import MatteJob, run
 
     clip = make_clip(32, (144, 256), moving=True)
     folder = _write_folder([f.numpy() for f in clip.frames], tmp_path / "in")
@@ -192,7 +192,7 @@ def test_matte_on_ray_has_no_visible_seam_and_follows_the_single_machine_matte(c
 
 def test_matte_on_ray_refuses_a_video_background(cluster, tmp_path):
     from neuralframe.distributed.jobs import matte_ray
-    from neuralframe.generate.matting.offline import MatteJob
+    from neuralframe.apps.matte import MatteJob
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import PatternSource

@@ -67,8 +67,8 @@ def test_segmenter_exports_with_parity_int8_and_fp16(segmenter_export):
 
 def test_segmenter_onnx_matches_torch_on_a_bundled_photo(segmenter_export):
     from neuralframe.export.data import to_model_input
-    from neuralframe.generate.matting.media import load_person
-    from neuralframe.generate.matting.segmenter import load_segmenter
+    from neuralframe.matting.media import load_person
+    from neuralframe.matting.segmenter import load_segmenter
 
     out, _ = segmenter_export
     x = to_model_input(load_person("camera"), (256, 256))

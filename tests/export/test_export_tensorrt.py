@@ -76,9 +76,9 @@ def test_matting_runs_on_tensorrt_engines(trt, tmp_path, monkeypatch):
     and give the torch runners' masks within float16's error."""
     import numpy as np
 
-    from neuralframe.generate.matting.rvm import RVM
-    from neuralframe.generate.matting.rvm_matter import RVMMatter
-    from neuralframe.generate.matting.segmenter import SegmenterRunner
+    from neuralframe.matting.rvm import RVM
+    from neuralframe.matting.rvm_matter import RVMMatter
+    from neuralframe.matting.segmenter import SegmenterRunner
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from cli_helpers import nf, one_clear_line
 from neuralframe.errors import InputError
-from neuralframe.generate.diffuse import DiffuseSettings, DiffuseStage, parse_schedule, work_size
+from neuralframe.generate.diffusion.diffuse import DiffuseSettings, DiffuseStage, parse_schedule, work_size
 from neuralframe.streaming.frame import Frame, StreamInfo
 from test_stream import _pipe
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.feature_bank import FeatureBank, _merge
-from neuralframe.generate.stream import StreamEngine
+from neuralframe.generate.caches.feature_bank import FeatureBank, _merge
+from neuralframe.generate.diffusion.stream import StreamEngine
 
 from test_stream import PROMPT, _frames, _pipe
 

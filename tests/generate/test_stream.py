@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.stream import SimilarityFilter, StreamEngine, nfe_per_frame
+from neuralframe.generate.diffusion.stream import SimilarityFilter, StreamEngine, nfe_per_frame
 
 
 def _pipe(embedded: bool = True):

@@ -19,7 +19,7 @@ import torch
 
 from neuralframe.errors import InputError
 from neuralframe.generate.tokenizer import load_clip_tokenizer
-from neuralframe.generate.video_diffusers import (
+from neuralframe.generate.video.diffusers_folder import (
     DiffusersVideoGenerator,
     frames_to_request,
     is_diffusers_video_folder,

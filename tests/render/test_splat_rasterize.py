@@ -10,7 +10,7 @@ from neuralframe.render.camera import Camera
 from neuralframe.render.splat import Gaussians, rasterize, rasterize_op
 from neuralframe.render.splat.gaussians import SH_C0, rgb_to_sh0
 from neuralframe.render.splat.procedural import front_camera, random_scene
-from neuralframe.render.splat.ref import C1
+from neuralframe.render.splat.rasterize_ref import C1
 
 CPU_IMPLS = rasterize_op.available("cpu")
 IMPLS = [pytest.param(name, id=name) for name in CPU_IMPLS] + [pytest.param("cuda", id="cuda", marks=pytest.mark.cuda)]
@@ -193,6 +193,6 @@ def test_importing_stays_cheap():
         "assert 'torch' not in sys.modules, 'neuralframe.render imported torch'\n"
         "import neuralframe.render.splat\n"
         "assert 'numba' not in sys.modules, 'neuralframe.render.splat imported numba'\n"
-        "assert 'neuralframe.render.splat.cpu' not in sys.modules\n"
+        "assert 'neuralframe.render.splat.rasterize_cpu' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError
 from neuralframe.generate.data.vocab import COLOURS, SHAPES
 
-DEFAULT_DIR = Path(__file__).resolve().parents[3] / "assets" / "models" / "shape-classifier"
+DEFAULT_DIR = asset("models", "shape-classifier")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

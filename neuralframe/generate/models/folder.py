@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError, MissingDependencyError
 
-BUNDLED = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes"
+BUNDLED = asset("models", "tiny-shapes")
 _CONFIGS = ("config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json")
 _WEIGHTS = (".safetensors", ".bin", ".pt", ".ckpt", ".onnx")
 _NO_WEIGHTS = ("scheduler", "tokenizer", "tokenizer_2", "feature_extractor")

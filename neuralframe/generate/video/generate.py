@@ -57,11 +57,12 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError
 from neuralframe.generate.caches.kv_cache import KVCache
 from neuralframe.generate.video.model import CausalVideoTransformer, context_frames
 
-BUNDLED_VIDEO = Path(__file__).resolve().parents[3] / "assets" / "models" / "tiny-shapes-video"
+BUNDLED_VIDEO = asset("models", "tiny-shapes-video")
 
 _PLACES = "top left|top right|bottom left|bottom right|top|bottom|left|right|centre"
 _MOVING = re.compile(rf"\bmoving (?:left|right|up|down) from the ({_PLACES})\b")

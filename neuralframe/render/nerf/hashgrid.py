@@ -11,7 +11,7 @@ A table trained by tiny-cuda-nn or instant-ngp (its flat parameter vector, viewe
   `x + y * res + z * res**2` while `res**3` fits the level's table, otherwise the XOR hash
   `x * 1 ^ y * 2654435761 ^ z * 805459861` (uint32), in both cases modulo the level's size.
 
-The kernels (`ref.py`, `cpu.py`) share one signature and are picked by `impl`.
+The kernels (`hashgrid_ref.py`, `hashgrid_cpu.py`) share one signature and are picked by `impl`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from neuralframe.errors import InputError
 PRIMES = (1, 2654435761, 805459861)
 
 FORWARD = dispatch.op("nerf.hashgrid")
-FORWARD.register("reference", "neuralframe.render.nerf.ref:hashgrid_forward")
-FORWARD.register("cpu", "neuralframe.render.nerf.cpu:hashgrid_forward", requires=("numba",), device="cpu")
+FORWARD.register("reference", "neuralframe.render.nerf.hashgrid_ref:hashgrid_forward")
+FORWARD.register("cpu", "neuralframe.render.nerf.hashgrid_cpu:hashgrid_forward", requires=("numba",), device="cpu")
 BACKWARD = dispatch.op("nerf.hashgrid_backward")
-BACKWARD.register("reference", "neuralframe.render.nerf.ref:hashgrid_backward")
-BACKWARD.register("cpu", "neuralframe.render.nerf.cpu:hashgrid_backward", requires=("numba",), device="cpu")
+BACKWARD.register("reference", "neuralframe.render.nerf.hashgrid_ref:hashgrid_backward")
+BACKWARD.register("cpu", "neuralframe.render.nerf.hashgrid_cpu:hashgrid_backward", requires=("numba",), device="cpu")
 
 
 @dataclass(frozen=True)

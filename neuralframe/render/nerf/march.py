@@ -1,6 +1,6 @@
 """Ray marching through the occupancy grid and volume rendering of packed samples.
 
-Public entries pick an implementation by name ("reference": `ref.py`, "cpu": `march_cpu.py`):
+Public entries pick an implementation by name ("reference": `march_ref.py`, "cpu": `march_cpu.py`):
 
     ray_indices, t, done, k_end = march(rays_o, rays_d, t_min, t_max, occupancy, aabb, step, u, k_start, n)
     weights, t_before, t_after = sample_weights(sigmas, dts, ray_indices, transmittance)
@@ -18,7 +18,7 @@ from neuralframe.backend import dispatch
 _OPS = {}
 for _name in ("march", "sample_weights", "composite"):
     _op = dispatch.op(f"nerf.{_name}")
-    _op.register("reference", f"neuralframe.render.nerf.ref:{_name}")
+    _op.register("reference", f"neuralframe.render.nerf.march_ref:{_name}")
     _op.register("cpu", f"neuralframe.render.nerf.march_cpu:{_name}", requires=("numba",), device="cpu")
     _OPS[_name] = _op
 
@@ -36,7 +36,7 @@ def march(
     max_samples: int = 1 << 30,
     impl: str = "auto",
 ):
-    """Samples t = t_min + (k + u) * step in occupied cells; see `ref.march` for the outputs."""
+    """Samples t = t_min + (k + u) * step in occupied cells; see `march_ref.march` for the outputs."""
     n = rays_o.shape[0]
     if rays_o.shape != (n, 3) or rays_d.shape != (n, 3) or t_min.shape != (n,) or t_max.shape != (n,):
         raise ValueError("march expects rays_o, rays_d [R, 3] and t_min, t_max [R]")

@@ -1,4 +1,4 @@
-"""Numba CPU kernels of ray marching and volume rendering (same signatures as `ref.py`).
+"""Numba CPU kernels of ray marching and volume rendering (same signatures as `march_ref.py`).
 
 Marching skips a whole empty occupancy cell at once: from a sample in an empty cell it jumps to the
 last step before the cell's exit (one step early, so rounding can never skip an occupied sample), and
@@ -134,7 +134,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def march(rays_o, rays_d, t_min, t_max, occupancy, aabb, step, u, k_start, max_samples):
-    """See `ref.march`."""
+    """See `march_ref.march`."""
     n_rays = rays_o.shape[0]
     o, d = _np(rays_o.float()), _np(rays_d.float())
     tmin, tmax, uu = _np(t_min.float()), _np(t_max.float()), _np(u.float())
@@ -238,7 +238,7 @@ def _offsets(ray_indices: torch.Tensor, n_rays: int) -> np.ndarray:
 
 
 def sample_weights(sigmas, dts, ray_indices, transmittance):
-    """See `ref.sample_weights`."""
+    """See `march_ref.sample_weights`."""
     n = sigmas.shape[0]
     offsets = _offsets(ray_indices, transmittance.shape[0])
     weights, t_before = np.empty(n, np.float32), np.empty(n, np.float32)
@@ -270,5 +270,5 @@ class _Composite(torch.autograd.Function):
 
 
 def composite(sigmas, rgbs, ts, dts, ray_indices, n_rays):
-    """See `ref.composite` (differentiable in sigmas and rgbs)."""
+    """See `march_ref.composite` (differentiable in sigmas and rgbs)."""
     return _Composite.apply(sigmas, rgbs, ts, dts, ray_indices, n_rays)

@@ -4,8 +4,8 @@
     g = splat.load("scene.ply")
     out = splat.rasterize(g, camera)      # RenderOutput(rgb, alpha, depth)
 
-Importing this package loads torch but compiles nothing: the Numba kernel (`cpu.py`) and gsplat
-(`cuda.py`) are imported by the dispatcher on first use.
+Importing this package loads torch but compiles nothing: the Numba kernel (`rasterize_cpu.py`) and gsplat
+(`rasterize_cuda.py`) are imported by the dispatcher on first use.
 """
 
 from neuralframe.render.output import RenderOutput

@@ -12,15 +12,15 @@ from neuralframe.render.output import RenderOutput
 from neuralframe.render.splat.gaussians import Gaussians
 
 rasterize_op = dispatch.op("splat.rasterize")
-rasterize_op.register("reference", "neuralframe.render.splat.ref:rasterize")
-rasterize_op.register("cpu", "neuralframe.render.splat.cpu:rasterize", requires=("numba",), device="cpu")
-rasterize_op.register("cuda", "neuralframe.render.splat.cuda:rasterize", requires=("gsplat",), device="cuda",
+rasterize_op.register("reference", "neuralframe.render.splat.rasterize_ref:rasterize")
+rasterize_op.register("cpu", "neuralframe.render.splat.rasterize_cpu:rasterize", requires=("numba",), device="cpu")
+rasterize_op.register("cuda", "neuralframe.render.splat.rasterize_cuda:rasterize", requires=("gsplat",), device="cuda",
                       hint="pip install 'neuralframe[cuda]' on a GPU machine", available=has_cuda)
 
 
 def rasterize(gaussians: Gaussians, camera: Camera, *, sh_degree: int | None = None, background=None,
               antialiased: bool = False, impl: str = "auto") -> RenderOutput:
-    """Render a Gaussian-splat scene from one camera, with gsplat's semantics (see `ref.py`).
+    """Render a Gaussian-splat scene from one camera, with gsplat's semantics (see `rasterize_ref.py`).
 
     Args:
         gaussians: the scene; its device picks the implementations that can run ("auto": cuda on a

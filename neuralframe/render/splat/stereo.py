@@ -146,7 +146,7 @@ def crop_camera(camera: Camera, x0: int, y0: int, w: int, h: int) -> Camera:
 def refine(g: Gaussians, images: list[torch.Tensor], cameras: list[Camera], settings: StereoSettings,
            progress: Callable[[int, int, float], None] | None = None) -> Gaussians:
     """Adam on colours, opacities and scales through `ref.rasterize`, one random crop per step."""
-    from neuralframe.render.splat import ref
+    from neuralframe.render.splat import rasterize_ref as ref
 
     colors = g.sh[:, 0].clone().requires_grad_(True)
     logits = g.opacities.clone().requires_grad_(True)

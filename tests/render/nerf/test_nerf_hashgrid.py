@@ -6,7 +6,7 @@ import torch
 
 from neuralframe.errors import InputError
 from neuralframe.render.nerf import HashGrid, HashGridConfig, layout
-from neuralframe.render.nerf import ref
+from neuralframe.render.nerf import hashgrid_ref as ref
 
 PRIMES = (1, 2654435761, 805459861)
 

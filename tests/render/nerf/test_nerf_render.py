@@ -81,7 +81,7 @@ def test_sh_and_activation():
 def test_fused_geometry_matches_unfused():
     """The fused CPU inference kernel gives the density network's outputs (points outside the box
     clamp to its faces, as `normalize` does)."""
-    from neuralframe.render.nerf import cpu
+    from neuralframe.render.nerf import hashgrid_cpu as cpu
 
     torch.manual_seed(1)
     field = NerfField(FieldConfig(grid=grid_for(128, n_levels=6, log2_hashmap_size=12)))

@@ -22,8 +22,8 @@ OPS = ("guided_filter", "stabilize", "guided_coefficients", "area_downsample")
 
 for _name in OPS:
     _op = dispatch.op(f"matting.{_name}")
-    _op.register("reference", f"neuralframe.generate.matting.refine_ref:{_name}")
-    _op.register("cpu", f"neuralframe.generate.matting.refine_cpu:{_name}", requires=("numba",), device="cpu")
+    _op.register("reference", f"neuralframe.matting.refine_ref:{_name}")
+    _op.register("cpu", f"neuralframe.matting.refine_cpu:{_name}", requires=("numba",), device="cpu")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Reference Gaussian-splat rasterizer in plain PyTorch: readable, differentiable, no kernel calls.
 
-It defines what every implementation (`cpu.py`, `cuda.py`) must compute, with gsplat's semantics:
+It defines what every implementation (`rasterize_cpu.py`, `rasterize_cuda.py`) must compute, with gsplat's semantics:
 
 1. Projection (EWA splatting). Means and covariances go to camera space; the perspective Jacobian is
    evaluated at the mean with x/z and y/z clamped to 1.3 x the field of view; the 2D covariance is

@@ -6,7 +6,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def astronaut() -> torch.Tensor:
-    from neuralframe.generate.matting.media import load_person
+    from neuralframe.matting.media import load_person
 
     return load_person("astronaut")
 
@@ -17,7 +17,7 @@ def real_images(astronaut):
     import numpy as np
     import skimage.data
 
-    from neuralframe.generate.matting.media import load_person
+    from neuralframe.matting.media import load_person
 
     camera = load_person("camera")
     return {"astronaut": astronaut, "camera": camera,

@@ -34,11 +34,9 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
     results["pattern"] = report.to_dict()
 
     # 2. matting on bundled media: background blur and replacement
-    from neuralframe.generate.matting import demo as matting_demo
-
     if progress:
         console.print("demo 2/5: matting a person on bundled media (blur and replace the background)")
-    results["matting"] = matting_demo.run(out, frames=60, progress=progress)
+    results["matting"] = _matte_part(out, progress)
 
     # 3. the bundled motorcycle scene: the viewer with a display, else a rendered orbit
     results["scene"] = _scene_part(out, progress, window, orbit_frames)
@@ -50,6 +48,29 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
     results["generate"] = _generate_part(out, progress)
     if progress:
         console.print(f"[green]demo done[/]: outputs in [bold]{out}[/]", highlight=False)
+    return results
+
+
+def _matte_part(out: Path, progress: bool, frames: int = 60) -> dict[str, Any]:
+    """A clip of a bundled photo of a person over a moving background (made here) -> `blur` and `replace`
+    effects into OUT/matte_input.mp4, OUT/matte_blur.mp4, OUT/matte_replace.mp4; returns the reports."""
+    from neuralframe.console import print_pipeline_report
+    from neuralframe.matting.effects import effect_stages
+    from neuralframe.matting.media import make_clip
+    from neuralframe.streaming import Pipeline
+    from neuralframe.streaming.sinks import VideoFileSink
+    from neuralframe.streaming.sources import FrameListSource, VideoFileSource
+
+    clip = make_clip(min(frames, 24), (360, 640), moving=True)
+    source_path = out / "matte_input.mp4"
+    source = FrameListSource(clip.frames, fps=30.0, frames=frames, bounce=True, name="matting demo clip")
+    Pipeline(source, [], VideoFileSink(source_path)).run()
+    results: dict[str, Any] = {}
+    for name, spec in (("blur", "blur"), ("replace", "replace:#1e90ff")):
+        report = Pipeline(VideoFileSource(source_path), effect_stages(spec), VideoFileSink(out / f"matte_{name}.mp4")).run()
+        if progress:
+            print_pipeline_report(report, f"demo matting: person clip -> {spec} -> H.264")
+        results[f"matte_{name}"] = report.to_dict()
     return results
 
 
@@ -69,7 +90,7 @@ def _scene_part(out: Path, progress: bool, window: bool | None, orbit_frames: in
             console.print(f"demo 3/5: opening the viewer on {path.name} (close the window or press Esc to finish)")
         stats = ViewerApp(scene, ViewerSettings()).run()
         return {"viewer": stats.summary()}
-    from neuralframe.render.jobs import PathSettings, render_path
+    from neuralframe.apps.render import PathSettings, render_path
 
     if progress:
         console.print(f"demo 3/5: no display, so rendering an orbit of {path.name} instead of opening the viewer")
@@ -89,35 +110,18 @@ def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]
             console.print("demo 4/5: skipped streaming diffusion: the bundled tiny-shapes model is not in this "
                           "checkout (train it with `neuralframe train tiny-shapes`)")
         return {"skipped": "no bundled tiny-shapes model"}
-    from neuralframe.bench.stream import scene_frames
-    from neuralframe.generate.diffuse import DiffuseSettings, DiffuseStage
-    from neuralframe.streaming import Pipeline
-    from neuralframe.streaming.frame import Frame, StreamInfo
-    from neuralframe.streaming.pipeline import Source
-    from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.console import run_with_progress
+    from neuralframe.generate.data.panning import panning_clip
+    from neuralframe.generate.diffusion.diffuse import DiffuseSettings, DiffuseStage
+    from neuralframe.streaming import Pipeline
+    from neuralframe.streaming.sinks import VideoFileSink
+    from neuralframe.streaming.sources import FrameListSource
 
-    clip, prompt, _ = scene_frames(frames, 128)
+    clip, prompt, _ = panning_clip(frames, 128)
     second = "a large red heart in the centre over a plain yellow background"
-
-    class _Clip(Source):
-        name = "shapes-clip"
-
-        def __init__(self):
-            self.i = 0
-
-        def open(self):
-            return StreamInfo(width=128, height=128, fps=12.0, frames=frames)
-
-        def read(self):
-            if self.i >= frames:
-                return None
-            frame = Frame(image=clip[self.i], index=self.i, timestamp=self.i / 12.0)
-            self.i += 1
-            return frame
-
     stage = DiffuseStage(DiffuseSettings(prompts=(prompt, f"{second}:{frames // 2}"), bank=True))
-    pipeline = Pipeline(_Clip(), [stage], VideoFileSink(out / "restyle.mp4", fps=12.0))
+    pipeline = Pipeline(FrameListSource(clip, fps=12.0, name="shapes-clip"), [stage],
+                        VideoFileSink(out / "restyle.mp4", fps=12.0))
     report = run_with_progress(pipeline, "restyle", enabled=progress)
     if progress:
         print_pipeline_report(report, f"demo 4/5: streaming diffusion, '{prompt}' then '{second}' from frame "
@@ -128,7 +132,7 @@ def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]
 def _generate_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]:
     from neuralframe.console import console
     from neuralframe.generate.video.generate import BUNDLED_VIDEO
-    from neuralframe.generate.video.product import generate_video
+    from neuralframe.apps.generate import generate_video
 
     if not (BUNDLED_VIDEO / "transformer.safetensors").is_file():
         if progress:

@@ -114,7 +114,7 @@ class TeeSink(Sink):
 def load_generator(model: str | None, device: str = "cpu", tiny_vae: bool = False):
     """The bundled causal video model (or a folder of it), or a local diffusers text-to-video folder."""
     if model is not None:
-        from neuralframe.generate.video_diffusers import DiffusersVideoGenerator, is_diffusers_video_folder
+        from neuralframe.generate.video.diffusers_folder import DiffusersVideoGenerator, is_diffusers_video_folder
 
         path = Path(model)
         if (path / "model_index.json").is_file():

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting import effects
-from neuralframe.generate.matting.rvm import RVM, state_shapes
-from neuralframe.generate.matting.rvm_matter import RVMMatter, default_downsample_ratio
+from neuralframe.matting import effects
+from neuralframe.matting.rvm import RVM, state_shapes
+from neuralframe.matting.rvm_matter import RVMMatter, default_downsample_ratio
 from neuralframe.streaming.frame import Frame, StreamInfo
 
 H, W = 96, 160
@@ -226,14 +226,14 @@ def test_option_errors(weights, clip):
         effects.effect_stage("blur", settings=effects.MatteSettings(model=str(clip)))
     with pytest.raises(InputError, match="is a folder"):
         effects.effect_stage("blur", settings=effects.MatteSettings(model=str(clip.parent)))
-    from neuralframe.streaming.run import StreamSettings, build
+    from neuralframe.apps.stream import StreamSettings, build
 
     with pytest.raises(InputError, match="go with the matting effects"):
         build(StreamSettings(effect="warm", model=str(weights)))
 
 
 def test_model_file_picks_the_stages(weights):
-    from neuralframe.generate.matting.segmenter import model_path
+    from neuralframe.matting.segmenter import model_path
 
     tflite = effects.effect_stages("blur", settings=effects.MatteSettings(model=str(model_path("landscape"))))
     rvm = effects.effect_stages("blur", settings=effects.MatteSettings(model=str(weights)))

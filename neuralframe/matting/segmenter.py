@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuralframe.assets import asset
 from neuralframe.errors import InputError
-from neuralframe.generate.matting.tflite import Model, Operator, read_tflite
+from neuralframe.matting.tflite import Model, Operator, read_tflite
 
-ASSET_DIR = Path(__file__).resolve().parents[3] / "assets" / "models" / "selfie_segmentation"
+ASSET_DIR = asset("models", "selfie_segmentation")
 VARIANTS = {
     "general": "selfie_segmentation.tflite",  # 256x256
     "landscape": "selfie_segmentation_landscape.tflite",  # 144x256 (height x width)

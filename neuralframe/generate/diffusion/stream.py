@@ -24,7 +24,7 @@ Guidance (`cfg`):
 
 Feature bank (`bank=FeatureBank(...)`, StreamV2V): the chosen self-attention layers also attend to banked
 keys and values of earlier frames at the same denoising step, fuses its output with similar banked
-features, and keeps the bank bounded by merging (neuralframe.generate.feature_bank).
+features, and keeps the bank bounded by merging (neuralframe.generate.caches.feature_bank).
 
 State (the latents in flight, the last output, the similarity filter's memory, the bank) is explicit: `reset()`
 clears it; `prepare()` and `update_prompt()` never rebuild the networks.

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting import rvm
-from neuralframe.generate.matting.rvm import RVM, RVMStep, load_rvm
+from neuralframe.matting import rvm
+from neuralframe.matting.rvm import RVM, RVMStep, load_rvm
 
 # Every entry of the official MattingNetwork("mobilenetv3").state_dict(), i.e. of rvm_mobilenetv3.pth:
 # "key shape" ("-" for a 0-d tensor). Derived by reading PeterL1n/RobustVideoMatting at commit
@@ -650,7 +650,7 @@ def test_load_rvm_names_the_file_and_the_first_bad_key(model, tmp_path):
 
 
 def test_importing_the_package_does_not_load_rvm():
-    probe = ("import sys, neuralframe, neuralframe.generate.matting\n"
-             "print('neuralframe.generate.matting.rvm' in sys.modules, 'torch' in sys.modules)")
+    probe = ("import sys, neuralframe, neuralframe.matting\n"
+             "print('neuralframe.matting.rvm' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -15,13 +15,14 @@ the refinement shows here is conservative.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-MEDIA_DIR = Path(__file__).resolve().parents[3] / "assets" / "media"
+from neuralframe.assets import asset
+
+MEDIA_DIR = asset("media")
 PEOPLE = {"astronaut": "astronaut.jpg", "camera": "camera.png"}
 
 
@@ -43,7 +44,7 @@ def load_person(name: str = "astronaut") -> torch.Tensor:
 
 def reference_alpha(person: torch.Tensor, feather: float = 2.0) -> torch.Tensor:
     """The known soft alpha for a photo: segmenter mask at full size, thresholded, blurred by `feather` px."""
-    from neuralframe.generate.matting.segmenter import load_segmenter
+    from neuralframe.matting.segmenter import load_segmenter
 
     seg = load_segmenter(variant="general")
     x = F.interpolate(person.permute(2, 0, 1)[None].float() / 255.0, size=seg.size, mode="area")
@@ -128,8 +129,8 @@ def evaluate(clip: Clip, settings=None) -> dict[str, float]:
     per frame, and the full refinement (guided filter + temporal stabilisation) on one clip."""
     from dataclasses import replace
 
-    from neuralframe.generate.matting.refine import RefineSettings, Refiner
-    from neuralframe.generate.matting.segmenter import SegmenterRunner
+    from neuralframe.matting.refine import Refiner, RefineSettings
+    from neuralframe.matting.segmenter import SegmenterRunner
 
     settings = settings or RefineSettings()
     H, W = clip.frames[0].shape[:2]

@@ -10,7 +10,7 @@ from neuralframe.streaming.pipeline import POLICIES, Pipeline
 from neuralframe.streaming.stats import PipelineReport
 
 if TYPE_CHECKING:
-    from neuralframe.generate.diffuse import DiffuseSettings
+    from neuralframe.generate.diffusion.diffuse import DiffuseSettings
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class StreamSettings:
         model: the matting effects' model: an RVM state dict (.pth) or a .tflite segmenter (None: the
             bundled segmenter).
         downsample_ratio: RVM only: the scale its network runs at (None: from the frame size).
-        diffuse: the `diffuse` effect's engine settings and prompts (`neuralframe.generate.diffuse`); its
+        diffuse: the `diffuse` effect's engine settings and prompts (`neuralframe.generate.diffusion.diffuse`); its
             model is `model` when that is set.
     """
 
@@ -82,7 +82,7 @@ def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "to
     if effect == "diffuse":
         import dataclasses
 
-        from neuralframe.generate.diffuse import DiffuseSettings, DiffuseStage
+        from neuralframe.generate.diffusion.diffuse import DiffuseStage
 
         if downsample_ratio is not None:
             raise InputError("--downsample-ratio goes with the matting effects (matte, blur, replace), not diffuse")
@@ -98,7 +98,7 @@ def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "to
         raise InputError(f"--prompt goes with --effect diffuse, not '{effect}'")
 
     if effect.split(":", 1)[0] in MATTING_EFFECTS:
-        from neuralframe.generate.matting.effects import MatteSettings, effect_stages
+        from neuralframe.matting.effects import MatteSettings, effect_stages
 
         return effect_stages(effect, size=size, impl=impl,
                              settings=MatteSettings(backend=matte_backend, device=device, model=model,

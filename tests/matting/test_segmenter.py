@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting import segmenter
-from neuralframe.generate.matting.tflite import read_tflite
+from neuralframe.matting import segmenter
+from neuralframe.matting.tflite import read_tflite
 
 VARIANTS = list(segmenter.VARIANTS)
 

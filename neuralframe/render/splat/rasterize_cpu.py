@@ -1,4 +1,4 @@
-"""Fast CPU Gaussian-splat rasterizer (Numba), with the semantics of `ref.py`.
+"""Fast CPU Gaussian-splat rasterizer (Numba), with the semantics of `rasterize_ref.py`.
 
 Stages, each a compiled function cached on disk (`cache=True`: a second process loads them in about
 a second instead of compiling for ~20 s):
@@ -10,7 +10,7 @@ a second instead of compiling for ~20 s):
 3. `_pack` + `_bin` (serial counting sort): records gathered in depth order, then (tile, Gaussian)
    pairs grouped by tile; the depth order survives inside each tile, so no second sort is needed.
 4. `_blend` (parallel over 32 x 32 work tiles in raster order, handed out one at a time; the image
-   does not depend on the tiling, see `ref.py`, and wider tiles mean fewer (tile, Gaussian) pairs and
+   does not depend on the tiling, see `rasterize_ref.py`, and wider tiles mean fewer (tile, Gaussian) pairs and
    longer row spans than the reference's 16 x 16): each tile walks its
    Gaussians front to back and visits only the pixels inside the Gaussian's alpha >= 1/255 ellipse
    (row spans solved from the conic), skipping pixels (and rows) that have already stopped. Every
@@ -40,10 +40,10 @@ from neuralframe.backend.memo import LastResult
 from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.render.output import RenderOutput
-from neuralframe.render.splat import ref
+from neuralframe.render.splat import rasterize_ref as ref
 from neuralframe.render.splat.gaussians import Gaussians
 
-# Work tiles of the CPU kernel. The image does not depend on the tiling (see ref.py), so the kernel
+# Work tiles of the CPU kernel. The image does not depend on the tiling (see rasterize_ref.py), so the kernel
 # uses wider tiles than the reference's 16 x 16: fewer (tile, Gaussian) pairs and longer row spans.
 TW = 32
 TH = 32

@@ -5,7 +5,7 @@ import torch
 
 from neuralframe.backend import dispatch
 from neuralframe.errors import InputError
-from neuralframe.generate.matting import refine
+from neuralframe.matting import refine
 
 IMPLS = dispatch.op("matting.guided_filter").available("cpu")
 
@@ -71,7 +71,7 @@ def test_stabilize_damps_noise_but_follows_motion(impl):
 def test_measured_flicker_and_edge_error():
     """The refined matte flickers less than the per-frame segmenter on a still clip, and is closer to
     the known alpha near edges than the upsampled raw mask on a moving clip (measured, small clips)."""
-    from neuralframe.generate.matting.media import evaluate, make_clip
+    from neuralframe.matting.media import evaluate, make_clip
 
     still = evaluate(make_clip(8, (360, 640), moving=False))
     moving = evaluate(make_clip(6, (360, 640), moving=True))

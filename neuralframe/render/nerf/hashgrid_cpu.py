@@ -1,4 +1,4 @@
-"""Numba CPU kernels of the hash-grid encoding (same signatures as `ref.py`).
+"""Numba CPU kernels of the hash-grid encoding (same signatures as `hashgrid_ref.py`).
 
 Imported on first use through the dispatch registry, never by `import neuralframe.render.nerf`.
 The backward pass parallelises over levels: each level owns a disjoint slice of the table, so the

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting.offline import MatteJob, run
+from neuralframe.apps.matte import MatteJob, run
 
 
 @pytest.fixture(scope="module")
 def clip_path(tmp_path_factory):
-    from neuralframe.generate.matting.media import make_clip
+    from neuralframe.matting.media import make_clip
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.frame import Frame, StreamInfo
     from neuralframe.streaming.pipeline import Source

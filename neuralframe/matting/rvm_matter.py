@@ -59,7 +59,7 @@ class RVMMatter:
 
     def __init__(self, path: str | os.PathLike, downsample_ratio: float | None = None, backend: str = "torch",
                  device: str = "cpu", impl: str = "auto"):
-        from neuralframe.generate.matting.rvm import check_downsample_ratio
+        from neuralframe.matting.rvm import check_downsample_ratio
 
         if backend not in BACKENDS:
             raise InputError(f"unknown matting backend '{backend}': use {' or '.join(BACKENDS)}")
@@ -84,7 +84,7 @@ class RVMMatter:
 
         from neuralframe.backend import fused
         from neuralframe.backend.runtime import OnnxEngine, TorchEngine
-        from neuralframe.generate.matting import rvm
+        from neuralframe.matting import rvm
 
         if self.model is None:
             self.model = rvm.load_rvm(self.path)
@@ -170,14 +170,14 @@ class RVMStage(Stage):
         self._threads_set = False
 
     def setup(self, info: StreamInfo) -> StreamInfo:
-        from neuralframe.generate.matting.effects import make_matter
+        from neuralframe.matting.effects import make_matter
 
         h, w = self.size or (info.height, info.width)
         self.matter = make_matter(self.settings).prepare(h, w)  # a fresh stream: zero state
         return info.resized(h, w)
 
     def process(self, frame: Frame) -> Frame:
-        from neuralframe.generate.matting.effects import stage_input
+        from neuralframe.matting.effects import stage_input
 
         image = stage_input(self, frame)
         alpha = self.matter(image)

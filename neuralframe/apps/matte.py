@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from neuralframe.errors import InputError, OutputError
-from neuralframe.generate.matting.effects import MatteSettings
+from neuralframe.matting.effects import MatteSettings
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Sink, Source
 from neuralframe.streaming.sinks import ImageFolderSink
@@ -182,7 +182,7 @@ def open_job(job: MatteJob) -> tuple[Source, Sink]:
 
 def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
     """The pipeline for a job: source -> matte stage -> outputs, all edges `block`."""
-    from neuralframe.generate.matting.effects import MatteStage, parse_background
+    from neuralframe.matting.effects import MatteStage, parse_background
     from neuralframe.streaming.pipeline import Pipeline
 
     source, sink = open_job(job)

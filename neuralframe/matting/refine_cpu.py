@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from neuralframe.backend.fused_cpu import _axis_table
-from neuralframe.generate.matting.refine_ref import low_size
+from neuralframe.matting.refine_ref import low_size
 
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False)
 # Work at the working (1/scale) resolution is small: a parallel launch would cost more in thread wake-ups

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting.refine import RefineSettings
+from neuralframe.matting.refine import RefineSettings
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Stage
 
@@ -64,7 +64,7 @@ def model_kind(settings: MatteSettings) -> str:
     .tflite); checks that the file is there and that the options fit the model, before anything opens."""
     kind = "segmenter"
     if settings.model is not None:
-        from neuralframe.generate.matting.rvm_matter import RVM_SUFFIXES
+        from neuralframe.matting.rvm_matter import RVM_SUFFIXES
 
         path = Path(settings.model)
         if not path.exists():
@@ -80,7 +80,7 @@ def model_kind(settings: MatteSettings) -> str:
     if settings.downsample_ratio is not None:
         if kind != "rvm":
             raise InputError("--downsample-ratio applies to an RVM model only (--model rvm_mobilenetv3.pth)")
-        from neuralframe.generate.matting.rvm import check_downsample_ratio
+        from neuralframe.matting.rvm import check_downsample_ratio
 
         check_downsample_ratio(settings.downsample_ratio)
     return kind
@@ -89,7 +89,7 @@ def model_kind(settings: MatteSettings) -> str:
 def make_matter(settings: MatteSettings):
     """The frame -> alpha object for one stream: `Matter` (segmenter + refiner) or `RVMMatter`."""
     if model_kind(settings) == "rvm":
-        from neuralframe.generate.matting.rvm_matter import RVMMatter
+        from neuralframe.matting.rvm_matter import RVMMatter
 
         return RVMMatter(settings.model, settings.downsample_ratio, settings.backend, settings.device,
                          impl=settings.impl)
@@ -107,8 +107,8 @@ class Matter:
     foreground = None
 
     def __init__(self, settings: MatteSettings = MatteSettings()):
-        from neuralframe.generate.matting.refine import Refiner
-        from neuralframe.generate.matting.segmenter import SegmenterRunner
+        from neuralframe.matting.refine import Refiner
+        from neuralframe.matting.segmenter import SegmenterRunner
 
         self.settings = settings
         self.segmenter = SegmenterRunner(settings.variant, settings.backend, settings.device, settings.model,
@@ -260,7 +260,7 @@ class BlurBackground(Background):
         import torch.nn.functional as F
 
         from neuralframe.backend import fused
-        from neuralframe.generate.matting.refine import area_downsample
+        from neuralframe.matting.refine import area_downsample
 
         x = area_downsample(frame.image, self.small, impl=self.impl)[None]  # [1, 3, h, w]
         k = 2 * self.radius + 1
@@ -344,7 +344,7 @@ class MatteStage(Stage):
         h, w = self.size or (info.height, info.width)
         if self.split:
             if self.kind == "segmenter":
-                from neuralframe.generate.matting.refine import Refiner
+                from neuralframe.matting.refine import Refiner
 
                 self.refiner = Refiner(self.settings.refine, impl=self.settings.impl)
         else:
@@ -410,8 +410,8 @@ class SegmentStage(Stage):
         self._threads_set = False
 
     def setup(self, info: StreamInfo) -> StreamInfo:
-        from neuralframe.generate.matting.refine import Refiner
-        from neuralframe.generate.matting.segmenter import SegmenterRunner
+        from neuralframe.matting.refine import Refiner
+        from neuralframe.matting.segmenter import SegmenterRunner
 
         h, w = self.size or (info.height, info.width)
         s = self.settings
@@ -474,7 +474,7 @@ def effect_stages(spec: str, size: tuple[int, int] | None = None, impl: str = "a
     stage = effect_stage(spec, size, impl, settings=settings)
     stage.split = True
     if stage.kind == "rvm":
-        from neuralframe.generate.matting.rvm_matter import RVMStage
+        from neuralframe.matting.rvm_matter import RVMStage
 
         return [RVMStage(stage.settings, size), stage]
     return [SegmentStage(stage.settings, size), stage]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.matting import effects
+from neuralframe.matting import effects
 from neuralframe.streaming.frame import Frame, StreamInfo
 
 

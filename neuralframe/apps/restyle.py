@@ -1,0 +1,57 @@
+"""`neuralframe restyle`: offline video-to-video, every frame of a file or folder through the streaming
+diffusion stage (`neuralframe.generate.diffusion.diffuse.DiffuseStage`) into a video or a PNG folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neuralframe.errors import InputError
+from neuralframe.generate.diffusion.diffuse import DiffuseSettings, DiffuseStage
+
+
+@dataclass(frozen=True)
+class RestyleJob:
+    """What `neuralframe restyle` runs: every frame of a video file or image folder through the diffusion
+    stage (`block` edges: none dropped) into a video (.mp4/.mkv/.mov) or a PNG folder, written under a
+    temporary name that appears only when the job finished well.
+
+    Args:
+        input: a video file or an image folder.
+        out: the output video or folder.
+        diffuse: the engine settings and the prompt schedule.
+        frames: stop after this many frames (None: all).
+        fps: output frame rate (default: the input's).
+    """
+
+    input: str
+    out: str
+    diffuse: DiffuseSettings
+    frames: int | None = None
+    fps: float | None = None
+
+
+def check_restyle_job(job: RestyleJob) -> None:
+    """The job's own settings (not its files): one clear line for what a restyle cannot take."""
+    text = job.input.strip()
+    if text == "pattern" or text.startswith("webcam"):
+        raise InputError(f"restyle takes a video file or an image folder, not '{job.input}'; for a live source use "
+                         "neuralframe stream --effect diffuse")
+    if job.frames is not None and job.frames <= 0:
+        raise InputError(f"--frames must be positive, got {job.frames}")
+    if not job.out:
+        raise InputError("give the output video with -o OUT.mp4")
+
+
+def restyle(job: RestyleJob, progress: bool = True):
+    """Run a restyle job to the end with a progress bar; returns (report, the stage's summary)."""
+    from neuralframe.console import run_with_progress
+    from neuralframe.streaming import sinks, sources
+    from neuralframe.streaming.pipeline import Pipeline
+
+    check_restyle_job(job)
+    stage = DiffuseStage(job.diffuse)  # the prompts and the model folder are checked before anything opens
+    source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
+    sink = sinks.parse_sink(job.out, fps=job.fps)
+    pipeline = Pipeline(source, [stage], sink, policy="block", max_frames=job.frames)
+    report = run_with_progress(pipeline, limit=job.frames, enabled=progress)
+    return report, stage.summary() if stage.engine is not None else {}
