@@ -9,8 +9,7 @@ size, restyled by the engine (img2img, S denoising steps in one batched UNet cal
 stream's size. A prompt schedule switches prompts at given frame indices with `update_prompt` (the text is
 re-encoded, nothing else changes, the stream keeps its rate).
 
-Prompt schedules: each entry is "TEXT" (from frame 0) or "TEXT:N" (from frame N; the text may itself hold
-colons: only a last ":N" with an integer N is a start frame).
+Prompt schedules: `neuralframe.generate.schedule`.
 """
 
 from __future__ import annotations
@@ -20,38 +19,12 @@ from dataclasses import dataclass
 import torch
 
 from neuralframe.errors import InputError
+from neuralframe.generate.schedule import parse_schedule
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Stage
 
 DEFAULT_STEPS = (30, 40)  # img2img: indices into a 50-step LCM schedule (timesteps 399 and 199)
 MIN_WORK_SIDE = 128
-
-
-def parse_schedule(entries) -> list[tuple[int, str]]:
-    """[(start frame, prompt)] sorted by start, from "TEXT" / "TEXT:N" entries; a clear error otherwise."""
-    if isinstance(entries, str):
-        entries = [entries]
-    schedule = []
-    for entry in entries:
-        text, start = entry, 0
-        head, sep, tail = entry.rpartition(":")
-        if sep and tail.strip().lstrip("-").isdigit():
-            text, start = head, int(tail)
-        text = text.strip()
-        if start < 0:
-            raise InputError(f"prompt '{entry}': the start frame must be 0 or more")
-        if not text:
-            raise InputError(f"prompt '{entry}' has no text")
-        schedule.append((start, text))
-    if not schedule:
-        raise InputError("give a prompt with --prompt \"TEXT\"")
-    starts = [s for s, _ in schedule]
-    if len(set(starts)) != len(starts):
-        raise InputError(f"two prompts start at the same frame ({sorted(starts)}); give each its own :FRAME")
-    schedule.sort()
-    if schedule[0][0] != 0:
-        raise InputError(f"no prompt for frame 0: the first starts at frame {schedule[0][0]} (add one without :N)")
-    return schedule
 
 
 def parse_steps(text: str) -> tuple[int, ...]:

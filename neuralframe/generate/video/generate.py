@@ -59,6 +59,7 @@ import torch
 
 from neuralframe.assets import asset
 from neuralframe.errors import InputError
+from neuralframe.generate import schedule
 from neuralframe.generate.caches.kv_cache import KVCache
 from neuralframe.generate.video.model import CausalVideoTransformer, context_frames
 
@@ -91,31 +92,14 @@ def opposite_caption(prompt: str) -> str | None:
     return f"{prompt[:m.start()]}moving {_OPPOSITE[m.group(1)]}{prompt[m.end():]}"
 
 
+NO_VIDEO_PROMPT = ("no prompt: give one, e.g. neuralframe generate \"a large red star rotating in the centre over a "
+                   "plain blue background\" -o out.mp4")
+
+
 def parse_schedule(prompt: str | None, scheduled: Sequence[str] | None) -> list[tuple[int, str]]:
-    """The prompt schedule from the positional prompt and `--prompt "TEXT:FRAME"` options, sorted by frame.
-    The positional prompt starts at frame 0; a scheduled prompt without ':FRAME' also means frame 0."""
-    items: list[tuple[int, str]] = []
-    if prompt:
-        items.append((0, prompt))
-    for spec in scheduled or ():
-        text, sep, frame = spec.rpartition(":")
-        if sep and frame.strip().isdigit() and text.strip():
-            items.append((int(frame), text.strip()))
-        elif sep and not frame.strip().isdigit() and frame.strip().lstrip("-").isdigit():
-            raise InputError(f"--prompt '{spec}': the frame must be a non-negative whole number")
-        else:
-            items.append((0, spec.strip()))
-    if not items:
-        raise InputError("no prompt: give one, e.g. neuralframe generate \"a large red star rotating in the centre "
-                         "over a plain blue background\" -o out.mp4")
-    items.sort(key=lambda x: x[0])
-    if items[0][0] != 0:
-        raise InputError(f"the first prompt starts at frame {items[0][0]}: one must start at frame 0 "
-                         "(give the prompt without ':FRAME', or with ':0')")
-    frames = [f for f, _ in items]
-    if len(set(frames)) != len(frames):
-        raise InputError(f"two prompts start at the same frame ({sorted(frames)}): give each its own frame")
-    return items
+    """The prompt schedule from the positional prompt (frame 0) and `--prompt "TEXT:FRAME"` options, in
+    `neuralframe.generate.schedule`'s grammar."""
+    return schedule.parse_schedule(scheduled, first=prompt, missing=NO_VIDEO_PROMPT)
 
 
 class CausalVideoGenerator:
