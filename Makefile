@@ -14,7 +14,7 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export HF_HOME := $(CURDIR)/.cache/hf
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(VENV)/bin/neuralframe bench pipeline --json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from typing import Any, Iterator
 
@@ -13,6 +14,16 @@ from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def emit_json(data: dict) -> None:
+    """One JSON object on stdout, indented: what `--json` prints (plain, for other programs to read)."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def note(message: str) -> None:
+    """A progress message on stderr, dimmed (stdout keeps the results)."""
+    err_console.print(f"[dim]{message}[/]")
 
 
 def error_line(message: str) -> None:

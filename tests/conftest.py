@@ -28,6 +28,32 @@ def _has_cuda() -> bool:
         return False
 
 
+def kernel_impls(op: str, cuda: bool = False) -> list:
+    """Every implementation of dispatch op `op` that runs on this machine's CPU, as test parameters; with
+    `cuda`, "cuda" too, marked `cuda` (skipped without a GPU)."""
+    from neuralframe.backend import dispatch
+
+    params = [pytest.param(name, id=name) for name in dispatch.REGISTRY.get(op).available("cpu")]
+    if cuda:
+        params.append(pytest.param("cuda", id="cuda", marks=pytest.mark.cuda))
+    return params
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kernel(op, cuda=False): run the test once per implementation of dispatch "
+                                       "op `op` (its `impl` argument), the one list every kernel test uses")
+
+
+def pytest_generate_tests(metafunc):
+    # `pytestmark = pytest.mark.kernel("fused.resize")` in a kernel's test module: every test taking `impl`
+    # runs over the op's implementations (the module imports the op's package, which registers them)
+    marker = metafunc.definition.get_closest_marker("kernel")
+    explicit = any("impl" in (names.replace(" ", "").split(",") if isinstance(names, str) else names)
+                   for names in (m.args[0] for m in metafunc.definition.iter_markers("parametrize")))
+    if marker is not None and "impl" in metafunc.fixturenames and not explicit:
+        metafunc.parametrize("impl", kernel_impls(*marker.args, **marker.kwargs))
+
+
 def pytest_collection_modifyitems(config, items):
     skip_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
     skip_display = pytest.mark.skip(reason="needs a display (run under xvfb-run)")

@@ -54,8 +54,8 @@ def run(out_dir: str = "out/demo", frames: int = 150, progress: bool = True, win
 def _matte_part(out: Path, progress: bool, frames: int = 60) -> dict[str, Any]:
     """A clip of a bundled photo of a person over a moving background (made here) -> `blur` and `replace`
     effects into OUT/matte_input.mp4, OUT/matte_blur.mp4, OUT/matte_replace.mp4; returns the reports."""
+    from neuralframe.apps.effects import effect_chain
     from neuralframe.console import print_pipeline_report
-    from neuralframe.matting.effects import effect_stages
     from neuralframe.matting.media import make_clip
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
@@ -67,7 +67,7 @@ def _matte_part(out: Path, progress: bool, frames: int = 60) -> dict[str, Any]:
     Pipeline(source, [], VideoFileSink(source_path)).run()
     results: dict[str, Any] = {}
     for name, spec in (("blur", "blur"), ("replace", "replace:#1e90ff")):
-        report = Pipeline(VideoFileSource(source_path), effect_stages(spec), VideoFileSink(out / f"matte_{name}.mp4")).run()
+        report = Pipeline(VideoFileSource(source_path), effect_chain(spec), VideoFileSink(out / f"matte_{name}.mp4")).run()
         if progress:
             print_pipeline_report(report, f"demo matting: person clip -> {spec} -> H.264")
         results[f"matte_{name}"] = report.to_dict()
@@ -112,14 +112,15 @@ def _diffuse_part(out: Path, progress: bool, frames: int = 48) -> dict[str, Any]
         return {"skipped": "no bundled tiny-shapes model"}
     from neuralframe.console import run_with_progress
     from neuralframe.generate.data.panning import panning_clip
-    from neuralframe.generate.diffusion.diffuse import DiffuseSettings, DiffuseStage
+    from neuralframe.apps.restyle import diffuse_stage
+    from neuralframe.generate.diffusion.diffuse import DiffuseSettings
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import FrameListSource
 
     clip, prompt, _ = panning_clip(frames, 128)
     second = "a large red heart in the centre over a plain yellow background"
-    stage = DiffuseStage(DiffuseSettings(prompts=(prompt, f"{second}:{frames // 2}"), bank=True))
+    stage = diffuse_stage(DiffuseSettings(prompts=(prompt, f"{second}:{frames // 2}"), bank=True))
     pipeline = Pipeline(FrameListSource(clip, fps=12.0, name="shapes-clip"), [stage],
                         VideoFileSink(out / "restyle.mp4", fps=12.0))
     report = run_with_progress(pipeline, "restyle", enabled=progress)

@@ -1,10 +1,19 @@
 """The offline matting job behind `neuralframe matte INPUT -o OUT.mp4 [--alpha A.mp4] [--rgba DIR] [--background B]`.
 
+    report = run(MatteJob("in.mp4", out="out.mp4", background="blur:24", matte=MatteSettings(model="rvm.pth")))
+
 Lossless `block` edges: every input frame reaches every output (the report accounts for each). The
 composite goes to OUT, the alpha as a grey video to ALPHA, and RGBA PNGs (the foreground with the alpha as
-the fourth channel: the original pixels, or with an RVM model its predicted foreground) to DIR. The
-matting model is the bundled segmenter with refinement, or RVM with `MatteSettings(model="x.pth")`. All outputs are written under temporary names and appear only
-when the job finished well.
+the fourth channel: the original pixels, or with an RVM model its predicted foreground) to DIR. All outputs
+are written under temporary names and appear only when the job finished well.
+
+Where a job's fields go: `input` and the outputs are checked by `open_job` before anything opens (the
+sinks: `AlphaSink`, `RgbaFolderSink`, `TeeSink` here, the rest `streaming.sinks.parse_sink`); `background`
+-> `matting.backgrounds.parse_background`; `matte` (`matting.matters.MatteSettings`: `model` is the bundled
+segmenter with refinement, a .tflite, or an RVM .pth; `downsample_ratio` is RVM's) -> one
+`matting.stages.MatteStage` (`matte_stage`), its networks on the engines `matte.backend` and `matte.device`
+pick (`export.matting.matting_engines`). `neuralframe matte --ray` runs the same stage in chunks on Ray
+workers (`distributed.jobs.matte_ray`, through `matte_stage`).
 """
 
 from __future__ import annotations
@@ -15,10 +24,15 @@ from pathlib import Path
 from typing import Callable
 
 from neuralframe.errors import InputError, OutputError
-from neuralframe.matting.effects import MatteSettings
+from neuralframe.matting.backgrounds import VideoBackground, parse_background
+from neuralframe.matting.matters import MatteSettings, model_kind
 from neuralframe.streaming.frame import Frame, StreamInfo
-from neuralframe.streaming.pipeline import Sink, Source
+from neuralframe.streaming.pipeline import Sink, Source, Stage
 from neuralframe.streaming.sinks import ImageFolderSink
+
+# what Ray's chunked matte (distributed/jobs.py) reads from here, besides the job
+__all__ = ["MatteJob", "MatteSettings", "VideoBackground", "build", "matte_stage", "model_kind", "open_job",
+           "parse_background", "run"]
 
 DEFAULT_BACKGROUND = "#00b140"  # chroma-key green
 
@@ -180,13 +194,21 @@ def open_job(job: MatteJob) -> tuple[Source, Sink]:
     return source, sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 
 
+def matte_stage(background: str, settings: MatteSettings) -> Stage:
+    """The job's one stage: the alpha over `background`, the networks on engines for `settings.backend`."""
+    from neuralframe.export.matting import matting_engines
+    from neuralframe.matting.stages import MatteStage
+
+    return MatteStage(parse_background(background, settings.impl), settings, name="matte",
+                      engines=matting_engines(settings.backend, settings.device))
+
+
 def build(job: MatteJob, on_frame: Callable[[Frame], None] | None = None):
     """The pipeline for a job: source -> matte stage -> outputs, all edges `block`."""
-    from neuralframe.matting.effects import MatteStage, parse_background
     from neuralframe.streaming.pipeline import Pipeline
 
     source, sink = open_job(job)
-    stage = MatteStage(parse_background(job.background, job.matte.impl), job.matte, name="matte")
+    stage = matte_stage(job.background, job.matte)
     return Pipeline(source, [stage], sink, policy="block", max_frames=job.frames, on_frame=on_frame)
 
 

@@ -1,10 +1,16 @@
-"""Offline rendering of camera paths through the frame pipeline (`neuralframe render`)."""
+"""Offline rendering of camera paths through the frame pipeline (`neuralframe render`).
+
+    scene = open_scene("scene.safetensors")
+    use_backend(scene, "onnxruntime")            # a NeRF field on its exported graph (--backend)
+    report = render_path(scene, PathSettings(path="orbit", frames=120), "orbit.mp4")
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -40,9 +46,27 @@ class PathSettings:
     arc_deg: float = 15.0
 
 
+def use_backend(scene, backend: str, say: Callable[[str], None] | None = None) -> None:
+    """Run a NeRF scene's field network on `backend` (`--backend`): "torch" leaves the scene as it is;
+    "onnxruntime" and "tensorrt" run its exported graph, exported once with parity checks and cached
+    (`neuralframe.export.engines`). A splat scene is an InputError: its renderer is chosen with --impl."""
+    from neuralframe.backend.runtime import resolve_backend
+
+    backend = resolve_backend(backend)
+    if backend == "torch":
+        return
+    if not hasattr(scene, "use_engine"):
+        raise InputError(f"--backend {backend} applies to NeRF scenes (.safetensors); splat scenes render with "
+                         "--impl")
+    from neuralframe.export.engines import exported_engines
+
+    scene.use_engine(exported_engines("nerf-field", scene.path, backend, say=say)["nerf-field"], backend)
+
+
 def path_cameras(scene, settings: PathSettings) -> list:
     """The cameras of a path: an orbit around the scene centre, or a JSON list (interpolated to `frames`)."""
-    from neuralframe.render.camera import interpolate
+    from neuralframe.render.camera import interpolate, load_cameras
+    from neuralframe.render.orbit import orbit
     from neuralframe.render.scene import frame_bounds
 
     if settings.frames <= 0:
@@ -54,13 +78,9 @@ def path_cameras(scene, settings: PathSettings) -> list:
         start = frame_bounds(bounds, settings.width, settings.height, settings.fov_x, scene.up,
                              elevation_deg=settings.elevation)
         distance = float(torch.linalg.norm(start.position - torch.as_tensor(bounds.center, dtype=torch.float64)))
-        from neuralframe.render.camera import orbit
-
         return orbit(bounds.center, distance, settings.frames, start.K, settings.width, settings.height,
                      elevation_deg=settings.elevation, up=scene.up, near=start.near)
-    from neuralframe.viewer.app import camera_from_json
-
-    cameras = camera_from_json(settings.path)
+    cameras = load_cameras(settings.path)
     if len(cameras) == settings.frames:
         return cameras
     if len(cameras) == 1:
@@ -72,17 +92,16 @@ def _arc(scene, settings: PathSettings) -> list:
     """Cameras swinging +-arc_deg around the scene centre from the start view, and back."""
     import math
 
-    from neuralframe.viewer.controls import OrbitControls
+    from neuralframe.render.orbit import OrbitState
 
     start = scene.initial_camera(settings.width, settings.height, settings.fov_x)
-    controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
-    base = controls.state.azimuth
+    bounds = scene.bounds()
+    state = OrbitState.from_camera(start, bounds.center, bounds.radius, scene.up)
     cams = []
     for i in range(settings.frames):
         phase = math.sin(2.0 * math.pi * i / settings.frames)
-        controls.pinned = None
-        controls.state = controls.start.__class__(**{**controls.start.__dict__, "azimuth": base + settings.arc_deg * phase})
-        cams.append(controls.camera(settings.width, settings.height))
+        swung = replace(state, azimuth=state.azimuth + settings.arc_deg * phase)
+        cams.append(swung.camera(settings.width, settings.height, scene.up))
     return cams
 
 
@@ -125,6 +144,23 @@ class SceneRenderStage(Stage):
         out = self.scene.render(frame.metadata["camera"], impl=self.impl)
         image = torch.from_numpy(out.to_uint8())
         return frame.replace(image=image, metadata={**frame.metadata, "render_ms": 1000 * (time.perf_counter() - t0)})
+
+
+def scene_stage(scene_path: str | Path, impl: str = "auto", backend: str = "torch") -> SceneRenderStage:
+    """A render stage on its own copy of a scene file, a NeRF field on `backend`: what a Ray worker runs."""
+    from neuralframe.render.scene import open_scene
+
+    scene = open_scene(scene_path)
+    use_backend(scene, backend)
+    return SceneRenderStage(scene, impl)
+
+
+def open_path(scene_path: str | Path, settings: PathSettings) -> tuple:
+    """(the scene at `scene_path`, the cameras of its path): what a driver needs before workers start."""
+    from neuralframe.render.scene import open_scene
+
+    scene = open_scene(scene_path)
+    return scene, path_cameras(scene, settings)
 
 
 def render_path(scene, settings: PathSettings, out: str | Path, progress: bool = True):

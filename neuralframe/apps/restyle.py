@@ -42,6 +42,29 @@ def check_restyle_job(job: RestyleJob) -> None:
         raise InputError("give the output video with -o OUT.mp4")
 
 
+def diffuse_stage(settings: DiffuseSettings) -> DiffuseStage:
+    """The diffusion stage with its engine builder handed in: `--backend onnxruntime|tensorrt` runs the
+    model's exported graphs (`neuralframe.export.engines`)."""
+    from neuralframe.export.engines import engine_factory
+
+    return DiffuseStage(settings, engines=engine_factory("tiny-shapes"))
+
+
+def restyle_warmup(settings) -> int:
+    """Warm-up frames of a restyle chunk: the S - 1 latents in flight, plus the bank's frames and the
+    similarity filter's longest skip run when those are on."""
+    from neuralframe.generate.caches.feature_bank import FeatureBank
+    from neuralframe.generate.diffusion.stream import SimilarityFilter
+
+    warm = len(settings.steps) - 1
+    if settings.bank:
+        bank = FeatureBank()
+        warm += 2 * bank.max_frames * bank.interval
+    if settings.similarity is not None:
+        warm += SimilarityFilter().max_skip
+    return warm
+
+
 def restyle(job: RestyleJob, progress: bool = True):
     """Run a restyle job to the end with a progress bar; returns (report, the stage's summary)."""
     from neuralframe.console import run_with_progress
@@ -49,7 +72,7 @@ def restyle(job: RestyleJob, progress: bool = True):
     from neuralframe.streaming.pipeline import Pipeline
 
     check_restyle_job(job)
-    stage = DiffuseStage(job.diffuse)  # the prompts and the model folder are checked before anything opens
+    stage = diffuse_stage(job.diffuse)  # the prompts and the model folder are checked before anything opens
     source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
     sink = sinks.parse_sink(job.out, fps=job.fps)
     pipeline = Pipeline(source, [stage], sink, policy="block", max_frames=job.frames)

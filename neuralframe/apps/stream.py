@@ -1,16 +1,35 @@
-"""A stream job from settings: the logic behind `neuralframe stream` and `neuralframe demo`."""
+"""A stream job from settings: the logic behind `neuralframe stream` and `neuralframe demo`.
+
+    report = run(StreamSettings(source="webcam", effect="blur:24", out="virtualcam"))
+
+`build` makes one pipeline, source -> the effect's stages -> sink:
+
+- `source` -> `streaming.sources.parse_source` (pattern, webcam[:N], a video file, an image folder);
+  `size` resizes the pattern at the source, anything else in the effect's stages.
+- `out` -> `streaming.sinks.parse_sink` (a video file, a PNG folder, `virtualcam[:DEVICE]`, or None:
+  measure only); "window" -> a `LatestFrameSink` shown by `viewer.preview.show`.
+- `effect` -> `apps.effects.effect_chain`, the one effect registry: a colour grade, a matting effect or
+  `diffuse`. It checks that `model`, `downsample_ratio` and `diffuse.prompts` go with the effect. For the
+  matting effects `model`, `downsample_ratio`, `device` and `matte_backend` make the
+  `matting.matters.MatteSettings`, and `matte_backend` picks the engines the networks run on
+  (`export.matting.matting_engines`); for `diffuse`, `model` is the diffusers folder.
+- `policy` -> the pipeline's edges: "auto" is `latest` for a webcam, `block` otherwise.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from neuralframe.apps.effects import EFFECT_HELP, EFFECT_OPTION_HELP, effect_chain
 from neuralframe.errors import InputError
 from neuralframe.streaming.pipeline import POLICIES, Pipeline
 from neuralframe.streaming.stats import PipelineReport
 
 if TYPE_CHECKING:
     from neuralframe.generate.diffusion.diffuse import DiffuseSettings
+
+__all__ = ["EFFECT_HELP", "EFFECT_OPTION_HELP", "StreamSettings", "build", "effect_chain", "run"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +40,7 @@ class StreamSettings:
         source: "pattern", "webcam", "webcam:N", a video file or an image folder.
         out: a .mp4/.mkv/.mov file, a folder for images, "window" (a live preview window),
             "virtualcam[:DEVICE]" (a virtual camera, through pyvirtualcam), or None (stats only).
-        effect: a name from `stages.EFFECTS`.
+        effect: an effect as typed, from the registry in `apps.effects` (`EFFECT_HELP` lists them).
         size: output (height, width), or None for the source's size.
         frames: stop after this many frames (None: the whole input; the pattern defaults to 150).
         fps: the pattern's rate, or the image folder's, or the output's.
@@ -70,48 +89,6 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
     return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
-
-
-def effect_chain(effect: str, size, impl: str = "auto", matte_backend: str = "torch", device: str = "cpu", *,
-                 model: str | None = None, downsample_ratio: float | None = None, diffuse=None) -> list:
-    """The stages for `--effect`: a colour grade (one fused stage), a matting effect (segment, then
-    refine + composite, or with an RVM model rvm, then composite, on two threads) or streaming diffusion
-    (`diffuse`: the engine restyles every frame to a prompt, then the resize to `size`)."""
-    from neuralframe.streaming import stages
-
-    if effect == "diffuse":
-        import dataclasses
-
-        from neuralframe.generate.diffusion.diffuse import DiffuseStage
-
-        if downsample_ratio is not None:
-            raise InputError("--downsample-ratio goes with the matting effects (matte, blur, replace), not diffuse")
-        if diffuse is None or not diffuse.prompts:
-            raise InputError("--effect diffuse needs a prompt: --prompt \"TEXT\"")
-        if model is not None:
-            diffuse = dataclasses.replace(diffuse, model=model)
-        chain: list = [DiffuseStage(diffuse)]
-        if size is not None:
-            chain.append(stages.ColorResize(size, "identity", impl=impl))
-        return chain
-    if diffuse is not None and diffuse.prompts:
-        raise InputError(f"--prompt goes with --effect diffuse, not '{effect}'")
-
-    if effect.split(":", 1)[0] in MATTING_EFFECTS:
-        from neuralframe.matting.effects import MatteSettings, effect_stages
-
-        return effect_stages(effect, size=size, impl=impl,
-                             settings=MatteSettings(backend=matte_backend, device=device, model=model,
-                                                    downsample_ratio=downsample_ratio, impl=impl))
-    if model is not None or downsample_ratio is not None:
-        raise InputError(f"--model and --downsample-ratio go with the matting effects (matte, blur, replace), "
-                         f"not '{effect}'")
-    stage = stages.effect_stage(effect, size, impl=impl)
-    return [stage] if stage is not None else []
-
-
-MATTING_EFFECTS = ("matte", "replace", "blur")
-EFFECT_HELP = "none, warm, cool, sepia, gray, matte, replace:IMAGE|VIDEO|#RRGGBB, blur[:STRENGTH] or diffuse"
 
 
 def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:

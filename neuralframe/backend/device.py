@@ -180,3 +180,38 @@ def import_optional(module: str, extra: str, purpose: str):
     """Import an optional package on first use, or raise a clear error saying what to install."""
     require(module, extra, purpose)
     return importlib.import_module(module)
+
+
+def machine_info() -> dict:
+    """The machine a number was measured on: CPU model, cores, GPU, platform and versions (loads torch).
+
+    Keys: cpu, cores (os.cpu_count), cores_available (this process's affinity), gpu (None without CUDA),
+    platform, python, torch. Training cards keep it as one line (`machine_line`); benchmarks as a dict.
+    """
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_available": cpu_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def machine_line(info: dict | None = None) -> str:
+    """`machine_info()` as the one line the model cards store:
+    "AMD EPYC, 2 cores, no GPU, torch 2.5.1+cpu, Python 3.11.7"."""
+    info = machine_info() if info is None else info
+    return (f"{info['cpu']}, {info['cores']} cores, {info['gpu'] or 'no GPU'}, torch {info['torch']}, "
+            f"Python {info['python']}")

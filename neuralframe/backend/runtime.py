@@ -129,8 +129,7 @@ class OnnxEngine:
         threads: intra-op threads (0: onnxruntime's default).
         spin: let onnxruntime's threads busy-wait for the next operator. Off by default: our engines run
             between torch operations and other sessions (a stream's encoder, UNet and decoder), and threads
-            spinning after one session's run took the cores from the next (measured: the streaming engine on
-            four onnxruntime sessions ran 3.4x slower with spinning on).
+            spinning after one session's run take the cores from the next.
     """
 
     def __init__(self, path: str | os.PathLike, providers: str | Sequence[str] = "auto", threads: int = 0,

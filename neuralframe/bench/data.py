@@ -47,3 +47,12 @@ if __name__ == "__main__":  # pragma: no cover - the CLI would be `neuralframe b
     import sys
 
     print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr))))
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench data` prints it: the whole of it, as highlighted JSON."""
+    import json
+
+    from neuralframe.console import console
+
+    console.print_json(json.dumps(result))

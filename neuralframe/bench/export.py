@@ -93,3 +93,14 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr)), indent=2))
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench export` prints it: a line per model."""
+    from neuralframe.console import console
+
+    for name, row in result["models"].items():
+        int8 = f", int8 {row['ort_int8_ms']} ms" if row.get("ort_int8_ms") is not None else ""
+        console.print(f"{name:>22}: torch {row['torch_ms']} ms, onnxruntime {row['ort_ms']} ms "
+                      f"([bold]{row['ratio_ort_vs_torch']}x[/]){int8}, max abs err {row['max_abs_err']:.2e}",
+                      highlight=False)

@@ -53,7 +53,7 @@ def _make_input(path: Path, frames: int, size: tuple[int, int]) -> None:
 
 
 def _end_to_end(src: Path, out: Path, backend: str) -> dict[str, Any]:
-    from neuralframe.matting.effects import MatteSettings, effect_stages
+    from neuralframe.apps.effects import effect_chain
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
     from neuralframe.streaming.sources import VideoFileSource
@@ -65,7 +65,7 @@ def _end_to_end(src: Path, out: Path, backend: str) -> dict[str, Any]:
         seg.append(ms.get("segment", 0.0))
         ref.append(ms.get("refine", 0.0))
 
-    stages = effect_stages("replace:#00b140", settings=MatteSettings(backend=backend))
+    stages = effect_chain("replace:#00b140", matte_backend=backend)
     pipeline = Pipeline(VideoFileSource(src), stages, VideoFileSink(out, crf=20), policy="block",
                         on_frame=on_frame)
     t0 = time.perf_counter()
@@ -174,3 +174,14 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr)), indent=2))
+
+
+def print_summary(result: dict) -> None:
+    """`result` in one line, as `neuralframe bench matte` prints it (720p end to end, the segmenter side by side)."""
+    from neuralframe.console import console
+
+    hd = result["sizes"]["1280x720"]
+    seg = result["segmenter_ms"]["landscape"]
+    console.print(f"matting 1280x720: torch [bold]{hd['torch']['fps_end_to_end']} FPS[/], onnxruntime "
+                  f"{hd['onnx']['fps_end_to_end']} FPS; segmenter {seg['torch_ms']} ms (ours) vs "
+                  f"{seg['opencv_ms']} ms (OpenCV)", highlight=False)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 N_POINTS = 1 << 18
 
@@ -57,7 +60,7 @@ def render_fps(field, camera, size: int, repeats: int) -> float:
     return 1.0 / _best(lambda: render(field, cam, background=(1.0, 1.0, 1.0)), repeats)
 
 
-def render_samples(field, camera) -> "torch.Tensor":
+def render_samples(field, camera) -> torch.Tensor:
     """The world points at which one render of `camera` evaluates the density network."""
     import torch
 
@@ -152,3 +155,10 @@ if __name__ == "__main__":  # pragma: no cover - the CLI is `neuralframe bench n
     import sys
 
     print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr))))
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench nerf` prints it: the whole of it, as highlighted JSON."""
+    from neuralframe.console import console
+
+    console.print_json(data=result)

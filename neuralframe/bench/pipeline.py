@@ -113,3 +113,12 @@ def run(frames: int = 240, repeats: int = 3, size: tuple[int, int] = (720, 1280)
                             if k in ("name", "ms_mean", "ms_p95", "fps_capacity", "busy")} for n in best.nodes],
         "cpu_cores": cpu_threads(),
     }
+
+
+def print_summary(result: dict) -> None:
+    """`result` in one line, as `neuralframe bench pipeline` prints it."""
+    from neuralframe.console import console
+
+    console.print(f"pipeline [bold]{result['fps_pipeline']:.1f} FPS[/] vs loop {result['fps_loop']:.1f} FPS: "
+                  f"[bold]{result['ratio']:.2f}x[/] ({result['width']}x{result['height']}, {result['frames']} "
+                  f"frames, {result['cpu_cores']} cores)", highlight=False)

@@ -176,3 +176,16 @@ def run(frames: int = 240, size: tuple[int, int] = (270, 480), restyle_frames: i
         "restyle_outputs_identical": bool(result.get("restyle", {}).get("outputs_identical")),
     }
     return result
+
+
+def print_summary(result: dict, jobs: tuple[str, ...] = ("render", "restyle")) -> None:
+    """`result` as `neuralframe bench ray` prints it: a line per job in `jobs` (the order asked for), then the
+    checks."""
+    from neuralframe.console import console
+
+    for name in jobs:
+        r = result[name]
+        console.print(f"{name}: one machine {r['fps_single']} FPS; ray 1 worker {r['fps_ray_1_worker']} FPS, 2 workers "
+                      f"{r['fps_ray_2_workers']} FPS ([bold]{r['scaling_2_workers']}x[/]); outputs identical: "
+                      f"{r['outputs_identical']}", highlight=False)
+    console.print(f"checks: {result['checks']}", highlight=False, markup=False)

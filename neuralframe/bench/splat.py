@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -65,25 +64,20 @@ def _first_call(cache_dir: str) -> dict:
 
 
 def machine() -> dict:
+    """`backend.device.machine_info()` with numba's threads, in the keys splat.json has always had."""
     import numba
-    import torch
 
-    from neuralframe.backend.device import cpu_threads
+    from neuralframe.backend.device import machine_info
 
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
+    info = machine_info()
     return {
-        "cpu": model,
-        "cores_available": cpu_threads(),
+        "cpu": info["cpu"],
+        "cores_available": info["cores_available"],
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "numba_threading_layer": _threading_layer(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "platform": info["platform"],
+        "python": info["python"],
+        "torch": info["torch"],
         "numba": numba.__version__,
     }
 
@@ -154,3 +148,13 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
 
 if __name__ == "__main__":  # pragma: no cover
     print(json.dumps(run(quick="--quick" in sys.argv, progress=lambda m: print(m, file=sys.stderr)), indent=2))
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench splat` prints it: a line per case and implementation, then the ratios."""
+    from neuralframe.console import console
+
+    for row in result["results"]:
+        console.print(f"{row['case']:>24} {row['impl']:>9}: {row['ms_median']:9.1f} ms  {row['fps']:7.2f} FPS",
+                      highlight=False)
+    console.print(f"cpu vs reference: {result['ratios']}", highlight=False, markup=False)

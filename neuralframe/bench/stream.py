@@ -114,7 +114,7 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
     from neuralframe.generate.models.classifier import ShapeClassifier
     from neuralframe.generate.models.folder import (BUNDLED, card_defaults, check_pipeline_folder, load_pipeline,
                                                     load_tiny_vae)
-    from neuralframe.generate.diffusion.stream import SimilarityFilter, nfe_per_frame
+    from neuralframe.generate.diffusion.stream import SimilarityFilter
 
     say = progress or (lambda msg: None)
     if quick:
@@ -150,12 +150,13 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
     if tiny is not None:
         engines["torch_tiny_vae"] = _engine(pipe, size, steps, guidance=guidance, tiny_vae=tiny).prepare(prompt)
     if backend != "torch":  # the engine once more, its networks on exported graphs
+        from neuralframe.export.engines import engine_factory
         from neuralframe.generate.models.engines import use_backend
 
         say(f"exporting the model for {backend} (cached after the first run)")
         other_pipe = load_pipeline(model)
         other_tiny = load_tiny_vae(model, required=False) if tiny is not None else None
-        use_backend(other_pipe, model, backend, encoder=True, tiny_vae=other_tiny)
+        use_backend(other_pipe, model, backend, engine_factory("tiny-shapes"), encoder=True, tiny_vae=other_tiny)
         engines[backend] = _engine(other_pipe, size, steps, guidance=guidance).prepare(prompt)
         if other_tiny is not None:
             engines[f"{backend}_tiny_vae"] = _engine(other_pipe, size, steps, guidance=guidance,
@@ -229,7 +230,7 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
         "blocks": blocks,
         "cpu_cores": cpu_threads(),
         "torch_threads": torch.get_num_threads(),
-        "nfe_per_frame_engine": nfe_per_frame(engine.cfg, len(steps)),
+        "nfe_per_frame_engine": engine.guidance.evaluations(len(steps)),
         "nfe_per_frame_diffusers": nfe_diffusers,
         "diffusers_pipeline": diffusers_pipe.kind,
         "engine_config": best,
@@ -270,3 +271,16 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
         "fastest_config_keeps_adherence": adherence_configs[best] >= adherence_configs["torch"] - 0.05,
     }
     return result
+
+
+def print_summary(result: dict) -> None:
+    """`result` in one line, as `neuralframe bench stream` prints it."""
+    from neuralframe.console import console
+
+    configs = ", ".join(f"{k} {v} FPS" for k, v in result["fps_engine_configs"].items())
+    console.print(f"stream {result['size']}, steps {result['t_index_list']}: engine [bold]{result['fps_engine']} "
+                  f"FPS[/] ({result['engine_config']}; {configs}), diffusers img2img {result['fps_diffusers']} FPS "
+                  f"([bold]{result['ratio_vs_diffusers']}x[/], like for like {result['ratio_vs_diffusers_torch']}x"
+                  f"); rcfg self/full {result['rcfg_self_vs_full_ratio']}x; static skip rate "
+                  f"{result['similarity_skip_rate_static']}; temporal diff {result['temporal_diff_bank']} with the "
+                  f"bank vs {result['temporal_diff_nobank']} without", highlight=False)

@@ -115,3 +115,15 @@ def run(model=None, frames: int = 64, prompts: int = 100, blocks: int = 3, long_
         "time_per_frame_flat_within_20pct": long["last_100"] <= 1.2 * long["first_100"],
     }
     return result
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench video` prints it: the measures in one line, then the checks."""
+    from neuralframe.console import console
+
+    console.print(f"generate {result['fps_generate']} FPS; KV cache {result['ratio_kvcache_vs_recompute']}x faster "
+                  f"than recomputing the context; peak memory {result['peak_mem_mb_100']} MB (100 frames) vs "
+                  f"{result['peak_mem_mb_1000']} MB ({result['long_run_frames']}); motion adherence "
+                  f"{result['motion_adherence']}, frame adherence {result['frame_adherence']}, switch adherence "
+                  f"{result['switch_adherence']}", highlight=False)
+    console.print(f"checks: {result['checks']}", highlight=False, markup=False)

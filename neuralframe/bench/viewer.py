@@ -121,3 +121,12 @@ def _under_xvfb(scene_path, seconds, size, target_fps, impl, moving_gaussians=No
     data = json.loads(result.stdout)
     data["display"] = "xvfb"
     return data
+
+
+def print_summary(result: dict) -> None:
+    """`result` in one line, as `neuralframe bench viewer` prints it."""
+    from neuralframe.console import console
+
+    console.print(f"viewer on {result['scene']}: [bold]{result['fps_displayed']} FPS[/] displayed, render "
+                  f"{result['render_ms_median']} ms at scale {result['scale_median']}, input latency p95 "
+                  f"{result['input_latency_ms_p95']} ms", highlight=False)

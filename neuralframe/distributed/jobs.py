@@ -17,19 +17,15 @@ The driver reads the input and writes the output; workers need neither file. Eac
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 
-from neuralframe.errors import InputError, OutputError
+from neuralframe.errors import InputError
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Pipeline, Source, Stage
 
@@ -199,28 +195,16 @@ def run_on_ray(source: Source, make_stage: Callable[[], Stage], sink, session, *
 
 # ---- render ----------------------------------------------------------------------------------------
 
-def _render_stage(scene_path: str, impl: str, backend: str) -> Stage:
-    from neuralframe.apps.render import SceneRenderStage
-    from neuralframe.render.scene import open_scene
-
-    scene = open_scene(scene_path)
-    if backend != "torch":
-        scene.use_backend(backend, say=None)
-    return SceneRenderStage(scene, impl)
-
-
 def render_path_ray(scene_path: str | os.PathLike, settings, out: str | os.PathLike, session, *,
                     backend: str = "torch", unit_frames: int | None = None, progress: bool = True,
                     on_submit=None):
     """`neuralframe render --ray`: the path's cameras in segments, one per unit; returns (report, summary)."""
-    from neuralframe.apps.render import CameraPathSource, path_cameras
-    from neuralframe.render.scene import open_scene
+    from neuralframe.apps.render import CameraPathSource, open_path, scene_stage
     from neuralframe.streaming.sinks import parse_sink
 
-    scene = open_scene(scene_path)  # the driver needs the scene's bounds and cameras for the path
-    cameras = path_cameras(scene, settings)
+    scene, cameras = open_path(scene_path, settings)  # the driver needs the scene's bounds and cameras
     sink = parse_sink(str(out), fps=settings.fps)
-    make = functools.partial(_render_stage, str(Path(scene_path).resolve()), settings.impl, backend)
+    make = functools.partial(scene_stage, str(Path(scene_path).resolve()), settings.impl, backend)
     return run_on_ray(CameraPathSource(cameras, settings.fps), make, sink, session,
                       description=f"render {scene.name} on ray", unit_frames=unit_frames,
                       can_use_gpu=settings.impl in ("auto", "cuda"), progress=progress, on_submit=on_submit)
@@ -228,25 +212,10 @@ def render_path_ray(scene_path: str | os.PathLike, settings, out: str | os.PathL
 
 # ---- restyle ---------------------------------------------------------------------------------------
 
-def restyle_warmup(settings) -> int:
-    """Warm-up frames of a restyle chunk: the S - 1 latents in flight, plus the bank's frames and the
-    similarity filter's longest skip run when those are on."""
-    from neuralframe.generate.caches.feature_bank import FeatureBank
-    from neuralframe.generate.diffusion.stream import SimilarityFilter
-
-    warm = len(settings.steps) - 1
-    if settings.bank:
-        bank = FeatureBank()
-        warm += 2 * bank.max_frames * bank.interval
-    if settings.similarity is not None:
-        warm += SimilarityFilter().max_skip
-    return warm
-
-
 def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None,
                 progress: bool = True, on_submit=None):
     """`neuralframe restyle --ray`: chunks of the video, each warmed up (see the module docstring)."""
-    from neuralframe.apps.restyle import DiffuseStage, check_restyle_job
+    from neuralframe.apps.restyle import check_restyle_job, diffuse_stage, restyle_warmup
     from neuralframe.streaming import sinks, sources
 
     check_restyle_job(job)  # the same checks as on one machine
@@ -254,7 +223,7 @@ def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | N
     source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
     sink = sinks.parse_sink(job.out, fps=job.fps)
     warm = restyle_warmup(job.diffuse) if warmup is None else warmup
-    return run_on_ray(source, functools.partial(DiffuseStage, job.diffuse), sink, session,
+    return run_on_ray(source, functools.partial(diffuse_stage, job.diffuse), sink, session,
                       description=f"restyle {Path(job.input).name} on ray", warmup=warm, unit_frames=unit_frames,
                       keep=("prompt",), max_frames=job.frames, can_use_gpu=True, progress=progress,
                       on_submit=on_submit)
@@ -263,16 +232,15 @@ def restyle_ray(job, session, *, unit_frames: int | None = None, warmup: int | N
 # ---- matte -----------------------------------------------------------------------------------------
 
 def _matte_stage(background: str, settings) -> Stage:
-    from neuralframe.matting.effects import MatteStage, parse_background
+    from neuralframe.apps.matte import matte_stage
 
-    return MatteStage(parse_background(background, settings.impl), settings, name="matte")
+    return matte_stage(background, settings)
 
 
 def matte_ray(job, session, *, unit_frames: int | None = None, warmup: int | None = None, progress: bool = True,
               on_submit=None):
     """`neuralframe matte --ray`: chunks of the video, each warmed up on the frames before it."""
-    from neuralframe.matting.effects import VideoBackground, model_kind, parse_background
-    from neuralframe.apps.matte import open_job
+    from neuralframe.apps.matte import VideoBackground, model_kind, open_job, parse_background
 
     source, sink = open_job(job)  # the input and the outputs, checked on the driver
     if isinstance(parse_background(job.background, job.matte.impl), VideoBackground):
@@ -288,89 +256,6 @@ def matte_ray(job, session, *, unit_frames: int | None = None, warmup: int | Non
 
 # ---- generate --------------------------------------------------------------------------------------
 
-def read_prompts(path: str | os.PathLike) -> list[str]:
-    """A prompts file: one prompt per line; blank lines and lines starting with # are skipped."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"prompts file '{p}' does not exist" if not p.exists() else f"prompts file '{p}' is a folder")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"prompts file '{p}' is not UTF-8 text (one prompt per line)") from None
-    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not prompts:
-        raise InputError(f"prompts file '{p}' has no prompts (one per line; # starts a comment)")
-    return prompts
-
-
-class ClipWork:
-    """What a worker runs for `generate`: the video model, loaded once; a unit is one clip."""
-
-    def __init__(self, model: str | None, device: str, tiny_vae: bool, frames: int, steps: int | None):
-        self.model, self.device, self.tiny_vae, self.frames, self.steps = model, device, tiny_vae, frames, steps
-        self.gen = None
-
-    def setup(self, info: Any) -> dict:
-        from neuralframe.apps.generate import load_generator
-
-        self.gen = load_generator(self.model, self.device, self.tiny_vae)
-        return {"fps": self.gen.fps, "supports_schedule": self.gen.supports_schedule}
-
-    def run(self, unit, payload: tuple[list[tuple[int, str]], int]) -> list[np.ndarray]:
-        schedule, seed = payload
-        if self.gen.supports_schedule:
-            frames = self.gen.frames(schedule, self.frames, seed)
-        else:
-            if len(schedule) > 1:
-                raise InputError("diffusers' text-to-video pipelines take one prompt; prompt schedules need the "
-                                 "bundled causal model")
-            frames = self.gen.frames(schedule[0][1], self.frames, seed=seed, steps=self.steps)
-        return [np.ascontiguousarray(f) for f in frames]
-
-
-def write_clip(frames: list[np.ndarray], path: Path, fps: float, upscale: int):
-    """One clip's frames into a video file (upscaled as `generate` writes them); returns the report."""
-    from neuralframe.apps.generate import GeneratorSource
-    from neuralframe.streaming.sinks import VideoFileSink
-
-    # frames from Ray's object store are read-only views: copy each as it is written
-    source = GeneratorSource((np.array(f) for f in frames), len(frames), fps, upscale)
-    return Pipeline(source, [], VideoFileSink(path, fps=fps), max_frames=len(frames)).run()
-
-
-class ClipFolder:
-    """A new folder of clips (`clip_0000.mp4`, ...) and their `prompts.json` that appears only once complete:
-    the clips are written into a hidden partial folder beside it, which `publish()` renames."""
-
-    def __init__(self, out: Path):
-        self.check(out)
-        self.out = out
-        self.work: Path | None = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-
-    @staticmethod
-    def check(out: Path) -> None:
-        """One clear line if `out` cannot become the new folder."""
-        if out.exists():
-            raise OutputError(f"output folder '{out}' already exists: choose a new name")
-        if not out.parent.is_dir():
-            raise OutputError(f"cannot write '{out}': folder '{out.parent}' does not exist")
-
-    def clip_path(self, index: int) -> Path:
-        return self.work / f"clip_{index:04d}.mp4"
-
-    def publish(self, index: dict) -> None:
-        tmp = self.work / "prompts.json.tmp"
-        tmp.write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(tmp, self.work / "prompts.json")
-        os.replace(self.work, self.out)
-        self.work = None
-
-    def discard(self) -> None:
-        if self.work is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work = None
-
-
 def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike, session, *, frames: int = 48,
                  seed: int = 0, model: str | None = None, device: str = "cpu", upscale: int = 4,
                  fps: float | None = None, tiny_vae: bool = False, steps: int | None = None,
@@ -378,6 +263,8 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
     """`neuralframe generate --ray`: one unit per clip. With `folder`, `out` is a new folder that gets one
     video per schedule (`clip_0000.mp4`, ...) and `prompts.json`; it appears only when every clip is done.
     Without, the one clip goes to `out`."""
+    from neuralframe.apps import clips as clip_files
+    from neuralframe.apps.clips import ClipFolder, ClipWork
     from neuralframe.console import progress_bar
     from neuralframe.distributed.scheduler import Unit, UnitRunner
     from neuralframe.streaming.sinks import VideoFileSink
@@ -405,7 +292,7 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
         with progress_bar(f"generate {len(units)} clip(s) on ray", len(units) * frames, enabled=progress) as bar:
             for unit, clip in runner.results():
                 path = clips.clip_path(unit.index) if folder else out
-                write_clip(clip, path, rate, upscale)
+                clip_files.write_clip(clip, path, rate, upscale)
                 written.append({"file": path.name if folder else str(out), "frames": len(clip),
                                 "prompts": [{"frame": f, "prompt": p} for f, p in schedules[unit.index]]})
                 bar.advance(len(clip))
@@ -422,40 +309,4 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
     report = runner.report.to_dict()
     return {"output": str(out), "clips": len(written), "frames": sum(c["frames"] for c in written),
             "seconds": report["wall_s"], "fps": report["fps_total"], "cluster": report, "seed": seed,
-            "model": str(model or "bundled tiny-shapes-video"), "files": written}
-
-
-def generate_local(schedules: list[list[tuple[int, str]]], out: str | os.PathLike, *, frames: int = 48,
-                   seed: int = 0, model: str | None = None, device: str = "cpu", upscale: int = 4,
-                   fps: float | None = None, tiny_vae: bool = False, steps: int | None = None,
-                   progress: bool = True) -> dict:
-    """`neuralframe generate --prompts FILE -o FOLDER` on this machine: the same clips and files as
-    `generate_ray`, one after the other, the model loaded once."""
-    from neuralframe.console import progress_bar
-
-    if frames < 1:
-        raise InputError(f"--frames must be at least 1, got {frames}")
-    out = Path(out)
-    ClipFolder.check(out)  # before the model loads
-    work = ClipWork(model, device, tiny_vae, frames, steps)
-    info = work.setup(None)
-    rate = fps or info["fps"]
-    clips = ClipFolder(out)
-    written = []
-    started = time.perf_counter()
-    try:
-        with progress_bar(f"generate {len(schedules)} clip(s)", len(schedules) * frames, enabled=progress) as bar:
-            for i, schedule in enumerate(schedules):
-                clip = work.run(None, (schedule, seed))
-                write_clip(clip, clips.clip_path(i), rate, upscale)
-                written.append({"file": f"clip_{i:04d}.mp4", "frames": len(clip),
-                                "prompts": [{"frame": f, "prompt": p} for f, p in schedule]})
-                bar.advance(len(clip))
-        clips.publish({"seed": seed, "frames": frames, "clips": written})
-    finally:
-        clips.discard()
-    wall = time.perf_counter() - started
-    total = sum(c["frames"] for c in written)
-    return {"output": str(out), "clips": len(written), "frames": total, "seconds": round(wall, 2),
-            "fps": round(total / wall, 2) if wall > 0 else None, "seed": seed,
             "model": str(model or "bundled tiny-shapes-video"), "files": written}

@@ -5,8 +5,9 @@
 
 Modules: `specs` (the model registry, graphs, tolerances), one builder per model (`segmenter`, `rvm`,
 `nerf`), `onnx` (trace, check, describe, float16), `lint` (TensorRT 10's operator set), `parity`
-(random and real inputs, timing), `quantize` (int8), `tensorrt` (engines, cache, runner), `run` (the
-command's steps), `table` (the terminal report). Importing this package imports neither torch nor onnx.
+(random and real inputs, timing), `quantize` (int8), `tensorrt` (engines, cache, runner), `matting`
+(the matting runners' onnxruntime/TensorRT engines, built when a stream starts), `run` (the command's
+steps), `table` (the terminal report). Importing this package imports neither torch nor onnx.
 """
 
 from __future__ import annotations

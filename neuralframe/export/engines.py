@@ -2,6 +2,12 @@
 
     engines = exported_engines("nerf-field", "scene.safetensors", "onnxruntime")   # {"nerf-field": engine}
     out = engines["nerf-field"](x=points, d=directions)
+    make = engine_factory("tiny-shapes")           # for domain code that builds them when it needs them
+    engines = make("model-folder", "onnxruntime", ("unet",))
+
+The apps build engines here and hand them (or a factory) to the domain code that runs them
+(`render.scene.NerfScene.use_engine`, `generate.models.engines.use_backend`), which never imports this
+package.
 
 The model is exported once with `neuralframe export MODEL --model PATH --dynamic` (parity checks
 included) into a cache keyed by the weights' content, and every later run loads the cached graphs:
@@ -10,6 +16,7 @@ onnxruntime runs them directly; tensorrt builds (and caches) float16 engines fro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -94,3 +101,10 @@ def exported_engines(model: str, model_path: str | os.PathLike, backend: str, gr
     specs = {g.name: g for g in model_entry(model).build(BuildOptions(model_path=str(model_path), dynamic=True))}
     return {name: TensorRTEngine(build_engine(folder / f"{name}.onnx", specs[name], "fp16", True)[0])
             for name in names}
+
+
+def engine_factory(model: str, threads: int | None = None, cache_dir: Path | None = None,
+                   say: Callable[[str], None] | None = None) -> Callable[..., dict[str, Any]]:
+    """`exported_engines` for MODEL as a callable `(model_path, backend, graphs) -> {name: engine}`, the form
+    domain code takes it in (`neuralframe.generate.models.engines.EngineFactory`)."""
+    return functools.partial(exported_engines, model, threads=threads, cache_dir=cache_dir, say=say)

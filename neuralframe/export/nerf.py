@@ -154,7 +154,8 @@ def random_field(seed: int = 0):
 def sample_points(field, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Real samples: the points and directions the renderer evaluates along the rays of orbit cameras
     around the scene, marched through the field's occupancy grid (positions [n, 3], directions [n, 3])."""
-    from neuralframe.render.camera import intrinsics, orbit
+    from neuralframe.render.camera import intrinsics
+    from neuralframe.render.orbit import orbit
     from neuralframe.render.nerf import march as marching
     from neuralframe.render.nerf.renderer import camera_rays
 

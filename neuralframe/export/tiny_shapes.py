@@ -127,7 +127,8 @@ class Components:
 
 
 def _load(options: BuildOptions) -> Components:
-    from neuralframe.generate.models.folder import BUNDLED, card_defaults, check_pipeline_folder
+    from neuralframe.generate.models.card import ImageDefaults
+    from neuralframe.generate.models.folder import BUNDLED, check_pipeline_folder
 
     if options.random_weights:
         from neuralframe.generate.models.architectures import (
@@ -162,7 +163,7 @@ def _load(options: BuildOptions) -> Components:
         tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise InputError(f"{folder}: cannot load its components ({str(e).splitlines()[0]})") from None
-    guidance = float(card_defaults(folder).get("guidance_scale") or 3.0)
+    guidance = float(ImageDefaults.read(folder).guidance_scale or 3.0)
     where = "bundled assets/models/tiny-shapes" if options.model_path is None else str(folder)
     from neuralframe.generate.models.folder import load_tiny_vae
 
@@ -174,7 +175,7 @@ def _real_data(image_size: int, n: int, seed: int) -> tuple[tuple[str, ...], Ten
     """Held-out tiny-shapes captions and images (plus photographs), images float [-1, 1]."""
     import torch.nn.functional as F
 
-    from neuralframe.generate.train.batches import PhotoCrops, ShapeBatches
+    from neuralframe.generate.data.batches import PhotoCrops, ShapeBatches
 
     shapes = ShapeBatches("eval", n, split="eval")(step=1000 + seed)
     photos = PhotoCrops(seed=777 + seed)(0, max(1, n // 2))
@@ -256,7 +257,7 @@ def _graphs(c: Components, options: BuildOptions) -> list[Graph]:
                          torch.randn(n, ctx, d, generator=gen), cond)
 
     def unet_real() -> list[Feed]:
-        from neuralframe.generate.train.t2i import noise_scheduler
+        from neuralframe.generate.models.schedulers import noise_scheduler
 
         _, hidden, latents = real_states()
         k = hidden.shape[0]
@@ -437,7 +438,7 @@ def _sample(c: Components, unet: Callable[..., Feed], unet_feed, prompts: list[s
     if c.folder is not None and (c.folder / "scheduler" / "scheduler_config.json").is_file():
         scheduler = LCMScheduler.from_pretrained(c.folder / "scheduler")
     else:
-        from neuralframe.generate.train.t2i import noise_scheduler
+        from neuralframe.generate.models.schedulers import noise_scheduler
 
         scheduler = LCMScheduler.from_config(noise_scheduler().config)
     scheduler.set_timesteps(steps)

@@ -11,8 +11,9 @@ and make the matte lag behind motion that the recurrence follows. RVM also predi
 edges such as hair.
 
 The recurrent state r1..r4 is explicit: the network (`rvm.RVMStep`, behind the shared Engine protocol, so
-torch and onnxruntime run the same call) takes it in and gives it back, and this object only keeps the
-latest one for its stream. `prepare()` (a new stream) and `reset()` start again from the zero state.
+torch, onnxruntime and TensorRT run the same call) takes it in and gives it back, and this object only
+keeps the latest one for its stream. `prepare()` (a new stream) and `reset()` start again from the zero
+state. The engine comes from the `Engines` handed in (`engines.py`): torch by default.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralframe.errors import InputError
-from neuralframe.streaming.frame import Frame, StreamInfo
-from neuralframe.streaming.pipeline import Stage
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from neuralframe.matting.engines import Engines, Network
+
 RVM_SUFFIXES = (".pth", ".pt")
-BACKENDS = ("torch", "onnx", "tensorrt")
 # RVM's own advice for portraits: 0.25 at 1920x1080, 0.375 at 1280x720, 0.125 at 4K, i.e. the network
 # sees about 480 pixels along the long side; smaller frames run at full size
 LONG_SIDE = 480
@@ -47,9 +47,8 @@ class RVMMatter:
     Args:
         path: an RVM state dict (.pth) in the official `rvm_mobilenetv3.pth` layout.
         downsample_ratio: the scale the network runs at, in (0, 1]; None: `default_downsample_ratio`.
-        backend: "torch" (our module), "onnx" (our module exported and run in onnxruntime) or "tensorrt"
-            (the same export built into a float16 TensorRT engine for this frame size; NVIDIA GPU).
-        device: torch device for the torch backend ("cpu", "cuda", "auto").
+        engines: builds the network's engine for each frame size (`engines.TorchEngines()` by default;
+            the app hands in onnxruntime or TensorRT ones for `--backend`).
         impl: implementation of the fused conversion kernels.
 
     `__call__(image)`: uint8 [H, W, 3] -> float32 [H, W] in [0, 1]; afterwards `foreground` holds RVM's
@@ -57,16 +56,14 @@ class RVMMatter:
     `timings` the call's milliseconds ({"rvm": ms}). A frame of another size starts a new stream.
     """
 
-    def __init__(self, path: str | os.PathLike, downsample_ratio: float | None = None, backend: str = "torch",
-                 device: str = "cpu", impl: str = "auto"):
+    def __init__(self, path: str | os.PathLike, downsample_ratio: float | None = None,
+                 engines: "Engines | None" = None, impl: str = "auto"):
+        from neuralframe.matting.engines import TorchEngines
         from neuralframe.matting.rvm import check_downsample_ratio
 
-        if backend not in BACKENDS:
-            raise InputError(f"unknown matting backend '{backend}': use {' or '.join(BACKENDS)}")
         self.path = Path(path)
         self.downsample_ratio = None if downsample_ratio is None else check_downsample_ratio(downsample_ratio)
-        self.backend = backend
-        self.device = device
+        self.engines = engines if engines is not None else TorchEngines()
         self.impl = impl
         self.model = None
         self.engine = None
@@ -76,14 +73,24 @@ class RVMMatter:
         self.foreground: "torch.Tensor | None" = None
         self.timings: dict[str, float] = {}
         self._zeros: tuple["torch.Tensor", ...] | None = None
-        self._tmp = None
+
+    def network(self, height: int, width: int, ratio: float, zeros: tuple["torch.Tensor", ...]) -> "Network":
+        """RVM as an engine maker takes it: one step at this frame size, `ratio` baked in, state explicit."""
+        from neuralframe.matting import rvm
+        from neuralframe.matting.engines import Network
+
+        model = self.model
+        shapes = {"src": (1, 3, height, width), **{n: tuple(r.shape) for n, r in zip(rvm.ONNX_INPUTS[1:], zeros)}}
+        return Network(f"rvm-{height}x{width}-r{ratio:g}", tuple(rvm.ONNX_INPUTS), tuple(rvm.ONNX_OUTPUTS), shapes,
+                       torch_module=lambda device: rvm.RVMStep(model, ratio),
+                       export=lambda folder: rvm.export_onnx(model, folder / "rvm.onnx", size=(height, width),
+                                                             downsample_ratio=ratio))
 
     def prepare(self, height: int, width: int) -> "RVMMatter":
         """Load the weights (once) and build the network for frames of this size; starts a new stream."""
         import torch
 
         from neuralframe.backend import fused
-        from neuralframe.backend.runtime import OnnxEngine, TorchEngine
         from neuralframe.matting import rvm
 
         if self.model is None:
@@ -94,28 +101,10 @@ class RVMMatter:
         example = torch.zeros((1, 3, height, width))
         zeros = self.model.initial_state(example, ratio)  # InputError if the ratio leaves less than a pixel
         self.close()
-        if self.backend == "tensorrt":
-            from neuralframe.backend.runtime import require_tensorrt
-
-            require_tensorrt("--backend tensorrt")  # before the export, not after it
-        if self.backend == "torch":
-            self.engine = TorchEngine(rvm.RVMStep(self.model, ratio), inputs=rvm.ONNX_INPUTS,
-                                      outputs=rvm.ONNX_OUTPUTS, device=self.device)
-            zeros = tuple(r.to(self.engine.device) for r in zeros)
-        else:
-            import tempfile
-
-            self._tmp = tempfile.TemporaryDirectory(prefix="nf-rvm-")
-            onnx_path = rvm.export_onnx(self.model, Path(self._tmp.name) / "rvm.onnx", size=(height, width),
-                                        downsample_ratio=ratio)
-            if self.backend == "tensorrt":
-                from neuralframe.export.tensorrt import static_engine
-
-                shapes = {"src": (1, 3, height, width), **{n: tuple(r.shape) for n, r in
-                                                              zip(rvm.ONNX_INPUTS[1:], zeros)}}
-                self.engine = static_engine(onnx_path, f"rvm-{height}x{width}-r{ratio:g}", shapes)
-            else:
-                self.engine = OnnxEngine(onnx_path)
+        self.engine = self.engines(self.network(height, width, ratio, zeros))
+        device = getattr(self.engine, "device", None)  # a torch engine's: the state lives beside the network
+        if device is not None:
+            zeros = tuple(r.to(device) for r in zeros)
         self._zeros = zeros
         self.size, self.ratio = (int(height), int(width)), ratio
         # load the conversion kernels now (or from Numba's cache), not on the first frame's clock
@@ -148,43 +137,3 @@ class RVMMatter:
 
     def close(self) -> None:
         self.engine = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-
-class RVMStage(Stage):
-    """The first half of a matting effect with RVM, on its own thread: the final alpha and RVM's foreground
-    travel in `frame.metadata["alpha"]` and `["foreground"]` to a `MatteStage(split=True)`, which composites.
-
-    Args:
-        settings: `effects.MatteSettings` whose `model` is an RVM .pth.
-        size: output (height, width) (the frame is resized first), or None to keep the input size.
-    """
-
-    def __init__(self, settings, size: tuple[int, int] | None = None):
-        self.settings = settings
-        self.size = size
-        self.name = "rvm"
-        self.matter: RVMMatter | None = None
-        self._threads_set = False
-
-    def setup(self, info: StreamInfo) -> StreamInfo:
-        from neuralframe.matting.effects import make_matter
-
-        h, w = self.size or (info.height, info.width)
-        self.matter = make_matter(self.settings).prepare(h, w)  # a fresh stream: zero state
-        return info.resized(h, w)
-
-    def process(self, frame: Frame) -> Frame:
-        from neuralframe.matting.effects import stage_input
-
-        image = stage_input(self, frame)
-        alpha = self.matter(image)
-        metadata = dict(frame.metadata, alpha=alpha, foreground=self.matter.foreground,
-                        segment_ms=self.matter.timings["rvm"])
-        return frame.replace(image=image, metadata=metadata)
-
-    def teardown(self) -> None:
-        if self.matter is not None:
-            self.matter.close()

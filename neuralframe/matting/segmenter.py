@@ -18,7 +18,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from torch import nn
 from neuralframe.assets import asset
 from neuralframe.errors import InputError
 from neuralframe.matting.tflite import Model, Operator, read_tflite
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuralframe.matting.engines import Engines, Network
 
 ASSET_DIR = asset("models", "selfie_segmentation")
 VARIANTS = {
@@ -366,9 +369,6 @@ def segment(model: nn.Module, image: torch.Tensor, *, impl: str = "auto") -> tor
         return model(x[None])[0, 0]
 
 
-BACKENDS = ("torch", "onnx", "tensorrt")
-
-
 class _ChannelsLast(nn.Module):
     """Runs the segmenter in channels-last layout (oneDNN's fast path for depthwise convs on CPUs)."""
 
@@ -403,14 +403,13 @@ def export_onnx(model: Segmenter, path: str | os.PathLike, opset: int = 17) -> P
 
 
 class SegmenterRunner:
-    """Frames in, person probability out, on a chosen backend.
+    """Frames in, person probability out, on the engine an `Engines` builds.
 
     Args:
         variant: "general" (256x256), "landscape" (144x256), or "auto" (landscape for frames wider
             than 4:3, chosen on the first frame or by `prepare`).
-        backend: "torch" (our module; traced and frozen on a CPU), "onnx" (our module exported and
-            run in onnxruntime) or "tensorrt" (the same export as a float16 TensorRT engine; NVIDIA GPU).
-        device: "auto", "cpu" or "cuda[:N]" for the torch backend.
+        engines: builds the network's engine (`engines.TorchEngines()` by default: our module, laid out
+            channels-last on a CPU; the app hands in onnxruntime or TensorRT ones for `--backend`).
         path: a .tflite file to import instead of the bundled one.
         impl: implementation of the fused pre-processing kernel.
 
@@ -418,53 +417,38 @@ class SegmenterRunner:
     the frame as the network saw it (the refiner uses it to tell motion from noise).
     """
 
-    def __init__(self, variant: str = "auto", backend: str = "torch", device: str = "cpu",
+    def __init__(self, variant: str = "auto", engines: "Engines | None" = None,
                  path: str | os.PathLike | None = None, impl: str = "auto"):
+        from neuralframe.matting.engines import TorchEngines
+
         if variant != "auto" and variant not in VARIANTS:
             raise InputError(f"unknown segmenter '{variant}': use auto, {', '.join(VARIANTS)}")
-        if backend not in BACKENDS:
-            raise InputError(f"unknown matting backend '{backend}': use {' or '.join(BACKENDS)}")
         self.variant = variant
-        self.backend = backend
-        self.device = device
+        self.engines = engines if engines is not None else TorchEngines()
         self.path = path
         self.impl = impl
         self.engine = None
         self.size: tuple[int, int] | None = None
-        self._tmp = None
 
     @staticmethod
     def pick_variant(height: int, width: int) -> str:
         return "landscape" if width * 3 > height * 4 else "general"
 
-    def prepare(self, height: int, width: int) -> "SegmenterRunner":
-        """Load (and optimise or export) the network for frames of this size."""
-        from neuralframe.backend.device import resolve_device
-        from neuralframe.backend.runtime import OnnxEngine, TorchEngine
+    def network(self, model: Segmenter, variant: str) -> "Network":
+        """The segmenter as an engine maker takes it: input "image" [1, 3, h, w], output "mask"."""
+        from neuralframe.matting.engines import Network
 
+        return Network(f"segmenter-{variant}", ("image",), ("mask",), {"image": (1, 3, *model.size)},
+                       torch_module=lambda device: optimize_for_cpu(model) if device.type == "cpu" else model,
+                       export=lambda folder: export_onnx(model, folder / f"{variant}.onnx"))
+
+    def prepare(self, height: int, width: int) -> "SegmenterRunner":
+        """Load the network and build its engine for frames of this size."""
         variant = self.variant if self.variant != "auto" else self.pick_variant(height, width)
         model = load_segmenter(self.path, variant)
         self.size = model.size
         self.resolved_variant = variant if self.path is None else Path(self.path).name
-        if self.backend == "torch":
-            device = resolve_device(self.device)
-            module = optimize_for_cpu(model) if device.type == "cpu" else model
-            self.engine = TorchEngine(module, inputs=["image"], outputs=["mask"], device=str(device))
-        else:
-            import tempfile
-
-            self._tmp = tempfile.TemporaryDirectory(prefix="nf-segmenter-")
-            if self.backend == "tensorrt":
-                from neuralframe.backend.runtime import require_tensorrt
-
-                require_tensorrt("--backend tensorrt")
-            onnx_path = export_onnx(model, Path(self._tmp.name) / f"{variant}.onnx")
-            if self.backend == "tensorrt":
-                from neuralframe.export.tensorrt import static_engine
-
-                self.engine = static_engine(onnx_path, f"segmenter-{variant}", {"image": (1, 3, *model.size)})
-            else:
-                self.engine = OnnxEngine(onnx_path)
+        self.engine = self.engines(self.network(model, variant))
         self(torch.zeros((8, 8, 3), dtype=torch.uint8))  # load the pre-processing kernel now, not on frame 1
         return self
 
@@ -479,6 +463,3 @@ class SegmenterRunner:
 
     def close(self) -> None:
         self.engine = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None

@@ -1,7 +1,8 @@
-"""Renderers: Gaussian splats (`neuralframe.render.splat`) and, later, hash-grid NeRFs.
+"""Renderers: Gaussian splats (`neuralframe.render.splat`) and hash-grid NeRFs (`neuralframe.render.nerf`).
 
-Shared types: `Camera` (OpenCV pinhole camera, `neuralframe.render.camera`) and `RenderOutput`
-(`neuralframe.render.output`). Importing this package is cheap: `Camera` (which needs torch) and the
+Shared types: `Camera` (OpenCV pinhole camera and its JSON, `neuralframe.render.camera`) and
+`RenderOutput` (`neuralframe.render.output`); orbit math (cameras around a target) in
+`neuralframe.render.orbit`. Importing this package is cheap: `Camera` (which needs torch) and the
 renderers load on first attribute access.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["Camera", "RenderOutput", "camera", "output", "splat", "nerf"]
+__all__ = ["Camera", "RenderOutput", "camera", "orbit", "output", "splat", "nerf"]
 
 _LAZY = {
     "Camera": ("neuralframe.render.camera", "Camera"),
@@ -21,6 +22,6 @@ def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
-    if name in ("camera", "output", "splat", "nerf"):
+    if name in ("camera", "orbit", "output", "splat", "nerf"):
         return importlib.import_module(f"neuralframe.render.{name}")
     raise AttributeError(f"module 'neuralframe.render' has no attribute {name!r}")

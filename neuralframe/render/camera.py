@@ -7,18 +7,25 @@ of the top-left pixel at (0.5, 0.5). These are exactly gsplat's `viewmats` / `Ks
 conventions. NeRF/Blender `transform_matrix` camera-to-world matrices (OpenGL: x right, y up,
 z backward) convert with `Camera.from_opengl`.
 
+Cameras travel as JSON (`Camera.to_dict`, `Camera.from_dict`, `load_cameras`): the viewer's `--camera`,
+`neuralframe render --path` and the cameras stored beside a scene all use that one format.
+
 Matrices are stored as float64 torch tensors on the CPU: cameras are tiny, and renderers do their
 projection in float64 so that every implementation rounds it the same way.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from neuralframe.backend.checks import check_shape
 from neuralframe.errors import InputError
 
 # OpenGL/Blender camera axes (x right, y up, z backward) to OpenCV ones (x right, y down, z forward).
@@ -27,8 +34,7 @@ _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)
 
 def _matrix(value, shape: tuple[int, int], name: str) -> torch.Tensor:
     tensor = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
-    if tuple(tensor.shape) != shape:
-        raise InputError(f"camera {name} must have shape {list(shape)}, got {list(tensor.shape)}")
+    check_shape(tensor, shape, f"camera {name}")
     if not torch.isfinite(tensor).all():
         raise InputError(f"camera {name} has NaN or infinite values")
     return tensor.clone()
@@ -147,10 +153,61 @@ class Camera:
         """The same intrinsics with another world-to-camera matrix."""
         return Camera(viewmat, self.K, self.width, self.height, self.near, self.far)
 
+    # ---- JSON ----
+    def to_dict(self) -> dict:
+        """The camera as JSON-ready values: {"viewmat": 4x4, "K": 3x3, "width", "height", "near", "far"}."""
+        return {"viewmat": self.viewmat.tolist(), "K": self.K.tolist(), "width": self.width, "height": self.height,
+                "near": self.near, "far": self.far}
+
+    @classmethod
+    def from_dict(cls, item, where: str = "") -> "Camera":
+        """A camera from `to_dict`'s object (near and far optional), or from an INRIA 3DGS `cameras.json`
+        entry ({"position", "rotation" (camera-to-world), "fx", "fy", "width", "height"}); errors name
+        the camera `where` it came from."""
+        what = f"camera {where}" if where else "camera"
+        if not isinstance(item, dict):
+            raise InputError(f"{what} must be an object with viewmat, K, width and height")
+        inria = "viewmat" not in item and "rotation" in item
+        keys = ("position", "rotation", "fx", "fy", "width", "height") if inria else ("viewmat", "K", "width", "height")
+        missing = [k for k in keys if k not in item]
+        if missing:
+            raise InputError(f"{what} is missing {', '.join(missing)}")
+        try:
+            if inria:
+                return _from_inria(item)
+            return cls(item["viewmat"], item["K"], int(item["width"]), int(item["height"]),
+                       near=float(item.get("near", 0.01)), far=float(item.get("far", 1e10)))
+        except InputError as error:
+            raise InputError(f"{what}: {error}") from None
+        except (TypeError, ValueError, IndexError, RuntimeError) as error:
+            raise InputError(f"{what}: {error}") from None
+
     def __repr__(self) -> str:
         pos = ", ".join(f"{v:.3g}" for v in self.position.tolist())
         return (f"Camera({self.width}x{self.height}, fx={self.fx:.4g}, fy={self.fy:.4g}, "
                 f"cx={self.cx:.4g}, cy={self.cy:.4g}, position=({pos}))")
+
+
+def load_cameras(path: str | os.PathLike) -> list[Camera]:
+    """The cameras of a JSON file: a list of `Camera.to_dict` objects, or one (or INRIA 3DGS entries)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"camera file '{p}' does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"camera file '{p}' is not valid JSON ({error})") from None
+    items = data if isinstance(data, list) else [data]
+    return [Camera.from_dict(item, f"{p.name}[{i}]") for i, item in enumerate(items)]
+
+
+def _from_inria(item: dict) -> Camera:
+    c2w = torch.eye(4, dtype=torch.float64)
+    c2w[:3, :3] = torch.tensor(item["rotation"], dtype=torch.float64)
+    c2w[:3, 3] = torch.tensor(item["position"], dtype=torch.float64)
+    w, h = int(item["width"]), int(item["height"])
+    K = [[float(item["fx"]), 0.0, w / 2.0], [0.0, float(item["fy"]), h / 2.0], [0.0, 0.0, 1.0]]
+    return Camera.from_c2w(c2w, K, w, h)
 
 
 def intrinsics(width: int, height: int, fov_x_deg: float = 60.0, cx: float | None = None,
@@ -184,34 +241,6 @@ def look_at(eye, target, up=(0.0, -1.0, 0.0)) -> torch.Tensor:  # [4, 4]
     viewmat[:3, :3] = R
     viewmat[:3, 3] = -R @ eye
     return viewmat
-
-
-def orbit(center, radius: float, n: int, K, width: int, height: int, *, elevation_deg: float = 15.0,
-          start_deg: float = 0.0, sweep_deg: float = 360.0, up=(0.0, -1.0, 0.0), **kw) -> list[Camera]:
-    """`n` cameras on a circle of `radius` around `center`, all looking at it.
-
-    Azimuth 0 places the camera on the -z side of the centre (in front of it for an OpenCV world
-    whose cameras look along +z); `sweep_deg` < 360 gives an arc, e.g. a gentle wobble around a view.
-    """
-    center = torch.as_tensor(center, dtype=torch.float64)
-    up_v = torch.as_tensor(up, dtype=torch.float64)
-    up_v = up_v / torch.linalg.norm(up_v)
-    # An orthonormal basis (a, b) of the plane orthogonal to up, with b pointing towards -z if possible.
-    ref = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
-    if abs(float(ref @ up_v)) > 0.99:
-        ref = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    b = ref - (ref @ up_v) * up_v
-    b = b / torch.linalg.norm(b)
-    a = torch.linalg.cross(up_v, b)
-    elev = math.radians(elevation_deg)
-    cams = []
-    steps = n if sweep_deg >= 360.0 else max(n - 1, 1)
-    for i in range(n):
-        az = math.radians(start_deg + sweep_deg * i / steps)
-        direction = math.cos(elev) * (math.cos(az) * b + math.sin(az) * a) + math.sin(elev) * up_v
-        eye = center + radius * direction
-        cams.append(Camera.look_at(eye, center, K, width, height, up=tuple(up_v.tolist()), **kw))
-    return cams
 
 
 def interpolate(cameras: Sequence[Camera], n: int) -> list[Camera]:
@@ -281,7 +310,6 @@ def _as_4x4(m, name: str) -> torch.Tensor:
     m = torch.as_tensor(m, dtype=torch.float64)
     if tuple(m.shape) == (3, 4):
         m = torch.cat([m, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
-    if tuple(m.shape) != (4, 4):
-        raise InputError(f"{name} must have shape [4, 4] or [3, 4], got {list(m.shape)}")
+    check_shape(m, [[4, 4], [3, 4]], name)
     return m
 

@@ -10,7 +10,6 @@ branches on the kind of scene.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,14 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from neuralframe.assets import asset
 from neuralframe.errors import InputError
+from neuralframe.render.orbit import DEFAULT_UP, framing_distance, orbit_eye
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from neuralframe.backend.runtime import Engine
     from neuralframe.render.camera import Camera
     from neuralframe.render.output import RenderOutput
-
-# World "up" for scenes in the OpenCV/COLMAP convention (y points down), which all bundled scenes use.
-DEFAULT_UP = (0.0, -1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -59,38 +57,10 @@ def frame_bounds(bounds: Bounds, width: int, height: int, fov_x_deg: float = 60.
     from neuralframe.render.camera import Camera, intrinsics
 
     K = intrinsics(width, height, fov_x_deg)
-    fov_min = 2.0 * math.atan(0.5 * min(width, height) / float(K[0, 0]))
-    distance = 1.1 * bounds.radius / math.sin(fov_min / 2.0)
+    distance = framing_distance(bounds.radius, width, height, fov_x_deg)
     eye = orbit_eye(bounds.center, distance, azimuth_deg, elevation_deg, up)
     near = max(1e-3, 0.01 * bounds.radius)
     return Camera.look_at(eye, bounds.center, K, width, height, up=up, near=near)
-
-
-def orbit_eye(center, distance: float, azimuth_deg: float, elevation_deg: float, up=DEFAULT_UP):
-    """The eye position at (azimuth, elevation, distance) around `center`; azimuth 0 is on the -z side
-    (in front of the scene for cameras looking along +z), as `camera.orbit` places it."""
-    import torch
-
-    c = torch.as_tensor(center, dtype=torch.float64)
-    u, a, b = orbit_basis(up)
-    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
-    direction = math.cos(el) * (math.cos(az) * b + math.sin(az) * a) + math.sin(el) * u
-    return c + distance * direction
-
-
-def orbit_basis(up=DEFAULT_UP):
-    """(up, a, b): unit `up` and an orthonormal basis (a, b) of the plane orthogonal to it, with b the
-    direction of azimuth 0 (towards -z where possible) and a the direction of azimuth 90."""
-    import torch
-
-    u = torch.as_tensor(up, dtype=torch.float64)
-    u = u / torch.linalg.norm(u)
-    ref = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
-    if abs(float(ref @ u)) > 0.99:
-        ref = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    b = ref - (ref @ u) * u
-    b = b / torch.linalg.norm(b)
-    return u, torch.linalg.cross(u, b), b
 
 
 class SplatScene:
@@ -177,41 +147,15 @@ def fit_camera(camera: "Camera", width: int, height: int) -> "Camera":
 
 
 def load_scene_cameras(path: Path) -> list:
-    """Cameras stored beside a scene: `NAME.cameras.json` (neuralframe's {viewmat, K, width, height} list)
-    or `cameras.json` in the INRIA 3DGS layout ({position, rotation (camera-to-world), fx, fy, width,
-    height} per camera). A broken camera file is an error naming it; no file means no cameras."""
-    import json
-
-    import torch
-
-    from neuralframe.render.camera import Camera
+    """Cameras stored beside a scene: `NAME.cameras.json` (`Camera.to_dict` objects) or `cameras.json` in
+    the INRIA 3DGS layout (`Camera.from_dict` reads both). A broken camera file is an error naming it;
+    no file means no cameras."""
+    from neuralframe.render.camera import load_cameras
 
     own = path.with_name(f"{path.stem}.cameras.json")
     inria = path.parent / "cameras.json"
     source = own if own.is_file() else inria if inria.is_file() else None
-    if source is None:
-        return []
-    try:
-        items = json.loads(source.read_text())
-        if isinstance(items, dict):
-            items = [items]
-        cams = []
-        for item in items:
-            if "viewmat" in item:
-                cams.append(Camera(item["viewmat"], item["K"], int(item["width"]), int(item["height"]),
-                                   near=float(item.get("near", 0.01))))
-            else:
-                c2w = torch.eye(4, dtype=torch.float64)
-                c2w[:3, :3] = torch.tensor(item["rotation"], dtype=torch.float64)
-                c2w[:3, 3] = torch.tensor(item["position"], dtype=torch.float64)
-                w, h = int(item["width"]), int(item["height"])
-                K = [[float(item["fx"]), 0.0, w / 2.0], [0.0, float(item["fy"]), h / 2.0], [0.0, 0.0, 1.0]]
-                cams.append(Camera.from_c2w(c2w, K, w, h))
-        return cams
-    except InputError as error:
-        raise InputError(f"camera file '{source}': {error}") from None
-    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
-        raise InputError(f"camera file '{source}' is not a list of cameras ({type(error).__name__}: {error})") from None
+    return [] if source is None else load_cameras(source)
 
 
 def robust_bounds(points: "torch.Tensor") -> Bounds:  # points [N, 3]
@@ -255,7 +199,7 @@ class NerfScene:
         self.up = tuple(up)
         self.cameras: list = []
         self.path = path
-        self.engine = None  # the field's exported graph on onnxruntime/TensorRT (use_backend)
+        self.engine = None  # the field's exported graph on onnxruntime/TensorRT (use_engine)
         self.backend = "torch"
 
     @classmethod
@@ -264,17 +208,12 @@ class NerfScene:
 
         return cls(load_field(path), path.name, path=path)
 
-    def use_backend(self, backend: str, say=None) -> None:
-        """Run the field's network on its exported graph ("onnxruntime" or "tensorrt"; "torch" is the default):
-        exported once per checkpoint with parity checks and cached (neuralframe.export.engines)."""
-        from neuralframe.backend.runtime import resolve_backend
-
-        backend = resolve_backend(backend)
-        if backend != "torch":
-            from neuralframe.export.engines import exported_engines
-
-            self.engine = exported_engines("nerf-field", self.path, backend, say=say)["nerf-field"]
-        self.backend = backend
+    def use_engine(self, engine: "Engine | None", backend: str = "torch") -> None:
+        """Run the field's network on `engine` (its exported "nerf-field" graph, inputs x and d, outputs
+        sigma and rgb), named `backend` ("onnxruntime", "tensorrt"); None: back on torch. The app builds
+        the engine (`neuralframe.apps.render.use_backend`)."""
+        self.engine = engine
+        self.backend = backend if engine is not None else "torch"
 
     def render(self, camera: "Camera", *, impl: str = "auto", background=None) -> "RenderOutput":
         from neuralframe.render import nerf

@@ -42,16 +42,3 @@ class ColorResize(Stage):
             raise InputError(f"frame {frame.index} is {list(frame.image.shape)}, expected [H, W, 3]")
         return frame.replace(image=self._fn(frame.image, self.size, self.matrix, self.bias, impl=self.impl))
 
-
-EFFECTS = ("none", "warm", "cool", "sepia", "gray")
-
-
-def effect_stage(effect: str, size: tuple[int, int] | None = None, impl: str = "auto") -> Stage | None:
-    """The stage for `--effect NAME` (None when there is nothing to do)."""
-    if effect not in EFFECTS:
-        from neuralframe.apps.stream import EFFECT_HELP
-
-        raise InputError(f"unknown effect '{effect}': use {EFFECT_HELP}")
-    if effect == "none" and size is None:
-        return None
-    return ColorResize(size, "identity" if effect == "none" else effect, impl=impl)

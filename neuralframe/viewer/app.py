@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from neuralframe.errors import InputError, MissingDependencyError, NeuralframeError, OutputError
+from neuralframe.errors import MissingDependencyError, OutputError
 from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls
 from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequest
 
 
 # 0.4 of 33 ms: 13 ms renders, so that the render in flight, the one that sees an input and the draw
-# (~7 ms on a software GL) stay within 50 ms of the input.
+# (slow on a software GL) stay within 50 ms of the input (benchmarks/viewer.json: input_latency_ms_p95).
 RENDER_SHARE = 0.4
 # The window redraws at least this often (HUD clock, expose) and at once when a new frame lands; on a
 # software OpenGL (Xvfb, llvmpipe) every redraw of a 1280x720 window costs CPU the renderer needs.
@@ -340,7 +340,7 @@ class ViewerApp:
         ]
 
     def _draw_hud(self) -> None:
-        # Laying out the text costs ~1.5 ms of the UI thread: new figures 4 times a second (as a person reads
+        # Laying out the text costs the UI thread time: new figures 4 times a second (as a person reads
         # them), at once when the resolution, level of detail or view changes.
         meta = self._shown
         key_ = (meta["camera"].width, meta.get("level", 0), self.mode, self.window.height)
@@ -461,42 +461,3 @@ def _waking_sink(notify: Callable[[], None]):
             notify()
 
     return WakingSink()
-
-
-def camera_from_json(path: str | os.PathLike):
-    """A camera from a JSON file: {"viewmat": 4x4, "K": 3x3, "width": W, "height": H} (a list: the first)."""
-    import json
-
-    from neuralframe.render.camera import Camera
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"camera file '{p}' does not exist")
-    try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"camera file '{p}' is not valid JSON ({error})") from None
-    items = data if isinstance(data, list) else [data]
-    return [camera_from_dict(item, f"{p.name}[{i}]") for i, item in enumerate(items)]
-
-
-def camera_from_dict(item: dict, where: str):
-    from neuralframe.render.camera import Camera
-
-    if not isinstance(item, dict):
-        raise InputError(f"camera {where} must be an object with viewmat, K, width and height")
-    missing = [k for k in ("viewmat", "K", "width", "height") if k not in item]
-    if missing:
-        raise InputError(f"camera {where} is missing {', '.join(missing)}")
-    try:
-        return Camera(item["viewmat"], item["K"], int(item["width"]), int(item["height"]),
-                      near=float(item.get("near", 0.01)), far=float(item.get("far", 1e10)))
-    except NeuralframeError as error:
-        raise InputError(f"camera {where}: {error}") from None
-    except (TypeError, ValueError) as error:
-        raise InputError(f"camera {where}: {error}") from None
-
-
-def camera_to_dict(camera) -> dict:
-    return {"viewmat": camera.viewmat.tolist(), "K": camera.K.tolist(), "width": camera.width,
-            "height": camera.height, "near": camera.near, "far": camera.far}

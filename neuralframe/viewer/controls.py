@@ -2,29 +2,22 @@
 
 `OrbitControls` turns mouse and key input into a camera the way web splat viewers do: left drag
 orbits around a target, right/middle (or shift+left) drag pans, the wheel zooms, WASD/QE fly, R resets,
-+/- change the field of view. `AdaptiveResolution` picks the render scale: while the camera moves it
-holds a target frame time, and shortly after it stops it asks for full resolution.
++/- change the field of view; where the camera sits is orbit math (`neuralframe.render.orbit`).
+`AdaptiveResolution` picks the render scale: while the camera moves it holds a target frame time, and
+shortly after it stops it asks for full resolution.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
-from neuralframe.render.camera import Camera, intrinsics, look_at
-from neuralframe.render.scene import DEFAULT_UP, Bounds, orbit_basis, orbit_eye
-
-
-@dataclass(frozen=True)
-class OrbitState:
-    target: tuple[float, float, float]
-    azimuth: float  # degrees; 0 looks along +z
-    elevation: float  # degrees, in [-89, 89]
-    distance: float
-    fov_x: float  # degrees
+from neuralframe.render.camera import Camera
+from neuralframe.render.orbit import DEFAULT_UP, OrbitState
+from neuralframe.render.scene import Bounds
 
 
 class OrbitControls:
@@ -55,26 +48,13 @@ class OrbitControls:
     def framing(cls, bounds: Bounds, width: int, height: int, fov_x: float = 60.0, up=DEFAULT_UP,
                 elevation: float = 10.0) -> "OrbitControls":
         """Controls whose start view shows the whole scene."""
-        K = intrinsics(width, height, fov_x)
-        fov_min = 2.0 * math.atan(0.5 * min(width, height) / float(K[0, 0]))
-        distance = 1.1 * bounds.radius / math.sin(fov_min / 2.0)
-        return cls(OrbitState(bounds.center, 0.0, elevation, distance, fov_x), width, height, up, bounds.radius)
+        state = OrbitState.framing(bounds.center, bounds.radius, width, height, fov_x, elevation)
+        return cls(state, width, height, up, bounds.radius)
 
     @classmethod
     def from_camera(cls, camera: Camera, bounds: Bounds, up=DEFAULT_UP) -> "OrbitControls":
         """Controls that start at a given camera, orbiting the point it looks at (at the scene's depth)."""
-        R = camera.R
-        forward = R[2]  # camera z axis in world coordinates
-        eye = camera.position
-        center = torch.as_tensor(bounds.center, dtype=torch.float64)
-        depth = max(float((center - eye) @ forward), 0.1 * bounds.radius)
-        target = eye + depth * forward
-        u, a, b = orbit_basis(up)
-        d = (eye - target) / depth
-        elevation = math.degrees(math.asin(max(-1.0, min(1.0, float(d @ u)))))
-        azimuth = math.degrees(math.atan2(float(d @ a), float(d @ b)))
-        fov = math.degrees(camera.fov_x)
-        state = OrbitState(tuple(float(v) for v in target), azimuth, elevation, depth, fov)
+        state = OrbitState.from_camera(camera, bounds.center, bounds.radius, up)
         controls = cls(state, camera.width, camera.height, up, bounds.radius)
         controls.pinned = controls.start_camera = camera
         return controls
@@ -84,11 +64,7 @@ class OrbitControls:
         w, h = width or self.width, height or self.height
         if self.pinned is not None:
             return self.pinned if (w, h) == (self.pinned.width, self.pinned.height) else self.pinned.resized(w, h)
-        s = self.state
-        eye = orbit_eye(s.target, s.distance, s.azimuth, s.elevation, self.up)
-        K = intrinsics(w, h, s.fov_x)
-        near = max(1e-3, 1e-3 * s.distance)
-        return Camera(look_at(eye, s.target, self.up), K, w, h, near=near)
+        return self.state.camera(w, h, self.up)
 
     def _set(self, state: OrbitState) -> None:
         if state != self.state or self.pinned is not None:

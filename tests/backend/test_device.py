@@ -43,3 +43,11 @@ def test_probes_answer_without_importing():
 def test_require_names_the_extra():
     with pytest.raises(MissingDependencyError, match=r"neuralframe\[fake\]"):
         device.require("surely_not_a_module_xyz", "fake", "This feature")
+
+
+def test_machine_info_is_one_dict_and_the_cards_line_formats_it():
+    info = device.machine_info()
+    assert {"cpu", "cores", "cores_available", "gpu", "platform", "python", "torch"} <= set(info)
+    assert info["torch"] == torch.__version__ and 1 <= info["cores_available"] <= info["cores"]
+    line = device.machine_line(dict(info, cpu="AMD EPYC", cores=2, gpu=None, torch="2.13.0+cpu", python="3.11.7"))
+    assert line == "AMD EPYC, 2 cores, no GPU, torch 2.13.0+cpu, Python 3.11.7"  # as the model cards store it

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from neuralframe.backend import dispatch, fused
+from neuralframe.backend import fused
 from neuralframe.errors import InputError
 
-IMPLS = dispatch.op("fused.resize").available("cpu")
+pytestmark = pytest.mark.kernel("fused.resize")
 
 
 def _img(h, w, c=3, seed=0):
@@ -14,7 +14,6 @@ def _img(h, w, c=3, seed=0):
     return torch.randint(0, 256, (h, w, c), dtype=torch.uint8, generator=g)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("shape,size", [((37, 53), (64, 80)), ((120, 90), (31, 47)), ((16, 16), (16, 16)),
                                         ((1, 9), (4, 3))])
 def test_resize_matches_reference(impl, shape, size):
@@ -26,7 +25,6 @@ def test_resize_matches_reference(impl, shape, size):
     assert diff.max() <= 1 and diff.float().mean() < 0.01  # float rounding at exact .5 boundaries only
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_resize_known_values(impl):
     flat = torch.full((10, 14, 3), 77, dtype=torch.uint8)
     assert (fused.resize(flat, (23, 5), impl=impl) == 77).all()
@@ -35,7 +33,6 @@ def test_resize_known_values(impl):
     assert fused.resize(row, (1, 4), impl=impl)[0, :, 0].tolist() == [0, 50, 150, 200]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_to_float_and_back(impl):
     img = _img(21, 34)
     x = fused.to_float(img, mean=(0.5, 0.4, 0.3), std=0.25, impl=impl)
@@ -47,13 +44,11 @@ def test_to_float_and_back(impl):
     assert torch.equal(back, img)  # the round trip is lossless
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_to_uint8_clamps_and_rounds_half_up(impl):
     x = torch.tensor([-0.5, 0.0, 0.5 / 255, 1.5 / 255, 1.0, 7.0]).reshape(1, 1, 6)
     assert fused.to_uint8(x, impl=impl)[0, :, 0].tolist() == [0, 0, 1, 2, 255, 255]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_preprocess_is_resize_then_normalise(impl):
     img = _img(45, 61, seed=3)
     out = fused.preprocess(img, (32, 40), mean=0.5, std=0.5, impl=impl)
@@ -63,7 +58,6 @@ def test_preprocess_is_resize_then_normalise(impl):
     assert out.min() >= -1.0 and out.max() <= 1.0
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("grade", list(fused.GRADES))
 def test_color_resize_matches_reference(impl, grade):
     img = _img(50, 70, seed=5)
@@ -73,7 +67,6 @@ def test_color_resize_matches_reference(impl, grade):
     assert (out.int() - ref.int()).abs().max() <= 1
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_color_grades_do_what_they_say(impl):
     img = _img(20, 20, seed=9)
     same = fused.color_resize(img, (20, 20), *fused.grade("identity"), impl=impl)
@@ -82,7 +75,6 @@ def test_color_grades_do_what_they_say(impl):
     assert torch.equal(gray[..., 0], gray[..., 1]) and torch.equal(gray[..., 1], gray[..., 2])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_composite(impl):
     fg, bg = _img(30, 40, seed=1), _img(30, 40, seed=2)
     alpha = torch.rand(30, 40, generator=torch.Generator().manual_seed(0))

@@ -215,18 +215,19 @@ def _decoded(path: Path) -> list[np.ndarray]:
 
 
 def test_generate_prompts_on_ray_makes_the_single_machine_clips(cluster, tmp_path, monkeypatch):
-    import neuralframe.distributed.jobs as jobs
-    from neuralframe.distributed.jobs import generate_local, generate_ray
+    import neuralframe.apps.clips as clips
+    from neuralframe.apps.clips import generate_local
+    from neuralframe.distributed.jobs import generate_ray
 
     written = {}  # (run, clip file) -> the frames handed to the video writer
-    write_clip = jobs.write_clip
+    write_clip = clips.write_clip
 
     def keep(frames, path, fps, upscale):
         run = "ray" if path.parent.name.startswith((".ray", "ray")) else "single"
         written[(run, path.name)] = np.stack([np.array(f) for f in frames])
         return write_clip(frames, path, fps, upscale)
 
-    monkeypatch.setattr(jobs, "write_clip", keep)
+    monkeypatch.setattr(clips, "write_clip", keep)
 
     schedules = [[(0, "a large red star rotating in the centre over a plain blue background")],
                  [(0, "a large green circle moving left from the right over a plain white background")],

@@ -76,6 +76,7 @@ def test_matting_runs_on_tensorrt_engines(trt, tmp_path, monkeypatch):
     and give the torch runners' masks within float16's error."""
     import numpy as np
 
+    from neuralframe.export.matting import matting_engines
     from neuralframe.matting.rvm import RVM
     from neuralframe.matting.rvm_matter import RVMMatter
     from neuralframe.matting.segmenter import SegmenterRunner
@@ -85,7 +86,7 @@ def test_matting_runs_on_tensorrt_engines(trt, tmp_path, monkeypatch):
     frames = [torch.from_numpy(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8)) for _ in range(3)]
     masks = {}
     for backend in ("torch", "tensorrt"):
-        runner = SegmenterRunner(backend=backend).prepare(144, 256)
+        runner = SegmenterRunner(engines=matting_engines(backend)).prepare(144, 256)
         masks[backend] = [runner(f)[0] for f in frames]
     for a, b in zip(masks["torch"], masks["tensorrt"]):
         assert (a - b.cpu()).abs().max() < 2e-2
@@ -94,7 +95,7 @@ def test_matting_runs_on_tensorrt_engines(trt, tmp_path, monkeypatch):
     torch.save(RVM().state_dict(), path)
     alphas = {}
     for backend in ("torch", "tensorrt"):
-        matter = RVMMatter(path, downsample_ratio=0.5, backend=backend).prepare(144, 256)
+        matter = RVMMatter(path, downsample_ratio=0.5, engines=matting_engines(backend)).prepare(144, 256)
         alphas[backend] = [matter(f) for f in frames]  # the recurrent state carried on the engine
     for a, b in zip(alphas["torch"], alphas["tensorrt"]):
         assert (a - b).abs().max() < 2e-2

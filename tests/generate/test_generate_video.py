@@ -143,7 +143,7 @@ def test_ctrl_c_keeps_a_valid_video_of_the_frames_so_far(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--model", "/nonexistent/video-model"], "no such model folder"),
     (["--model", str(ROOT / "assets/models/tiny-shapes")], "not a text-to-video pipeline"),
-    (["--prompt", "a green heart:-3"], "non-negative"),
+    (["--prompt", "a green heart:-3"], "0 or more"),
     (["--prompt", "a green heart:0"], "same frame"),
     (["--frames", "0"], "at least 1"),
 ])

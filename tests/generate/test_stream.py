@@ -1,6 +1,7 @@
 """The streaming diffusion engine on a small randomly initialised pipeline (the bundled architecture):
-its per-step constants against diffusers' LCM scheduler, the stream batch's pipelining, the network
-evaluations of each guidance mode, prompt switching and the similarity filter."""
+its per-step constants against diffusers' LCM scheduler, the stream batch's pipelining, the guidance modes
+(their network evaluations counted by wrapping the UNet, and how they combine predictions), prompt
+switching and the similarity filter."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.generate.diffusion.stream import SimilarityFilter, StreamEngine, nfe_per_frame
+from neuralframe.generate.diffusion.guidance import GUIDANCE, make_guidance
+from neuralframe.generate.diffusion.stream import SimilarityFilter, StreamEngine
 
 
 def _pipe(embedded: bool = True):
     from diffusers import LatentConsistencyModelPipeline, LCMScheduler
 
     from neuralframe.generate.models.architectures import W_EMBED_DIM, build_text_encoder, build_unet, build_vae
+    from neuralframe.generate.models.schedulers import noise_scheduler
     from neuralframe.generate.tokenizer import load_clip_tokenizer
-    from neuralframe.generate.train.t2i import noise_scheduler
 
     torch.manual_seed(0)
     unet = build_unet(time_cond_proj_dim=W_EMBED_DIM if embedded else None).eval()
@@ -91,15 +93,49 @@ def test_stream_batch_pipelines_frames(pipe):
     assert all(torch.equal(a, b) for a, b in zip(outs, again))  # state is explicit and resettable
 
 
-@pytest.mark.parametrize("cfg", ["none", "full", "self", "initialize"])
-def test_guidance_modes_count_their_evaluations(cfg):
-    pipe = _pipe(embedded=False)
-    engine = StreamEngine(pipe, t_index_list=[10, 25, 40], cfg=cfg, guidance_scale=1.5).prepare(PROMPT)
-    for f in _frames(3, seed=2):
-        out = engine(f)
-    assert engine.evaluations == 3 * nfe_per_frame(cfg, 3)
+@pytest.fixture(scope="module")
+def plain_pipe():
+    return _pipe(embedded=False)
+
+
+# network evaluations per frame with S = 3 steps: residual CFG evaluates no negative branch ("self") or
+# one, on the new frame's slot ("initialize"); full CFG evaluates it for every slot
+NFE_3_STEPS = {"embedded": 3, "none": 3, "full": 6, "self": 3, "initialize": 4}
+
+
+@pytest.mark.parametrize("cfg", NFE_3_STEPS)
+def test_guidance_modes_count_their_evaluations(cfg, pipe, plain_pipe):
+    from neuralframe.generate.evaluate import CountingUNet
+
+    unet_pipe = pipe if cfg == "embedded" else plain_pipe
+    engine = StreamEngine(unet_pipe, t_index_list=[10, 25, 40], cfg=cfg, guidance_scale=1.5).prepare(PROMPT)
+    counter = CountingUNet(unet_pipe.unet)
+    try:
+        for f in _frames(3, seed=2):
+            out = engine(f)
+    finally:
+        counter.restore()
+    assert counter.evaluations == 3 * NFE_3_STEPS[cfg] == 3 * engine.guidance.evaluations(3) == engine.evaluations
     assert out.shape == (64, 64, 3)
-    assert nfe_per_frame("self", 3) == 3 and nfe_per_frame("full", 3) == 6 and nfe_per_frame("initialize", 3) == 4
+
+
+def test_guidance_combines_as_residual_and_classifier_free_guidance(plain_pipe):
+    """At scale 1 every mode is the conditional prediction; at scale 0 it is the negative one: the negative
+    prompt's prediction (evaluated first in the batch) or residual CFG's `delta` times the slot's noise."""
+    s, delta = 3, 0.5
+    noise, cond, uncond = torch.randn(3, s, 4, 2, 2).unbind()
+    outputs = {"none": cond, "full": torch.cat([uncond, cond]), "self": cond,
+               "initialize": torch.cat([uncond[:1], cond])}
+    negative = {"none": cond, "full": uncond, "self": delta * noise,
+                "initialize": torch.cat([uncond[:1], delta * noise[1:]])}
+    for name, eps in outputs.items():
+        for scale, want in ((1.0, cond), (0.0, negative[name])):
+            guidance = make_guidance(name, plain_pipe.unet, scale, delta)
+            guidance.prepare(noise, plain_pipe.unet)
+            assert guidance.batch(noise).shape[0] == eps.shape[0] == guidance.evaluations(s)
+            torch.testing.assert_close(guidance.combine(eps), want, rtol=0, atol=1e-6)
+    text = make_guidance("initialize", plain_pipe.unet, 1.5).text_batch(torch.ones(1, 2, 3), torch.zeros(1, 2, 3), s)
+    assert text[:, 0, 0].tolist() == [0.0, 1.0, 1.0, 1.0]  # the negative prompt first, then one per slot
 
 
 def test_self_guidance_differs_from_none_and_full_reduces_to_none_at_scale_one():
@@ -151,7 +187,7 @@ def test_similarity_filter_skips_static_input(pipe):
 
 
 def test_engine_errors(pipe):
-    with pytest.raises(InputError, match="unknown cfg mode"):
+    with pytest.raises(InputError, match=f"unknown cfg mode 'double': use one of {', '.join(GUIDANCE)}"):
         StreamEngine(pipe, cfg="double")
     with pytest.raises(InputError, match="t_index_list"):
         StreamEngine(pipe, t_index_list=[30, 10])

@@ -52,12 +52,13 @@ def test_diffusers_pipelines_load_the_folder_offline():
 def test_generated_images_follow_their_prompts():
     from neuralframe.generate.evaluate import adherence, eval_prompts
     from neuralframe.generate.models.classifier import ShapeClassifier
-    from neuralframe.generate.models.folder import card_defaults, load_pipeline
+    from neuralframe.generate.models.card import ImageDefaults
+    from neuralframe.generate.models.folder import load_pipeline
 
     pipe = load_pipeline(BUNDLED)
     texts, shapes, colours = eval_prompts(24, first_seed=777)
     result = adherence(pipe, ShapeClassifier.load(CLASSIFIER), texts, shapes, colours, 4,
-                       card_defaults(BUNDLED)["guidance_scale"])
+                       ImageDefaults.read(BUNDLED).guidance_scale)
     assert result["nfe_per_image"] == 4
     assert result["adherence"] >= 0.6, result
 
@@ -101,7 +102,7 @@ def test_tiny_autoencoder_speaks_the_models_latents():
     from diffusers import AutoencoderKL
 
     from neuralframe.generate.models.folder import load_tiny_vae
-    from neuralframe.generate.train.batches import ShapeBatches
+    from neuralframe.generate.data.batches import ShapeBatches
 
     index = json.loads((BUNDLED / "model_index.json").read_text())
     assert "vae_tiny" not in index

@@ -149,7 +149,7 @@ def test_guidance_embedding_matches_diffusers():
 
 
 def test_boundary_scalings_match_lcm_scheduler():
-    from neuralframe.generate.train.assemble import lcm_scheduler
+    from neuralframe.generate.models.schedulers import lcm_scheduler
     from neuralframe.generate.train.lcm import boundary_scalings
 
     scheduler = lcm_scheduler()

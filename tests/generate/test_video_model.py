@@ -197,7 +197,8 @@ def test_prompt_schedules_parse_and_bad_ones_say_why():
 
 def test_switch_clips_cross_fade_from_one_shape_to_another():
     from neuralframe.generate.data import ShapesGenerator
-    from neuralframe.generate.train.video import FADE_FRAMES, VIDEO_WORLD, switch_clip
+    from neuralframe.generate.data.clips import FADE_FRAMES, switch_clip
+    from neuralframe.generate.data.worlds import VIDEO_WORLD
 
     gen = ShapesGenerator(VIDEO_WORLD)
     pixels, before, after, a, b = switch_clip(gen, 5, k=3)

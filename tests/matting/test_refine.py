@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from neuralframe.backend import dispatch
 from neuralframe.errors import InputError
 from neuralframe.matting import refine
 
-IMPLS = dispatch.op("matting.guided_filter").available("cpu")
+pytestmark = pytest.mark.kernel("matting.guided_filter")  # every implementation: tests/conftest.py
 
 
 def _img(h, w, seed=0):
@@ -15,7 +14,6 @@ def _img(h, w, seed=0):
     return torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=g)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("shape,mask_shape,radius,scale", [((73, 129), (33, 47), 2, 4), ((64, 64), (64, 64), 1, 1),
                                                            ((90, 50), (16, 16), 3, 3)])
 def test_guided_filter_matches_reference(impl, shape, mask_shape, radius, scale):
@@ -27,7 +25,6 @@ def test_guided_filter_matches_reference(impl, shape, mask_shape, radius, scale)
     torch.testing.assert_close(out, ref, atol=2e-4, rtol=0)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_area_downsample_and_stabilize_match_reference(impl):
     img = _img(75, 101, seed=5)
     torch.testing.assert_close(refine.area_downsample(img, (17, 30), impl=impl),
@@ -39,7 +36,6 @@ def test_area_downsample_and_stabilize_match_reference(impl):
                                atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_guided_filter_snaps_a_blurry_matte_to_the_image_edge(impl):
     img = torch.zeros((128, 128, 3), dtype=torch.uint8)
     img[:, 64:] = 255  # a hard vertical edge between columns 63 and 64
@@ -56,7 +52,6 @@ def test_guided_filter_snaps_a_blurry_matte_to_the_image_edge(impl):
     assert (flat - 0.7).abs().max().item() < 1e-3  # a constant matte stays constant
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_stabilize_damps_noise_but_follows_motion(impl):
     prev = torch.full((8, 8), 0.5)
     guide = torch.full((3, 8, 8), 0.3)

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.matting import effects
+from neuralframe.matting.backgrounds import AlphaView, parse_background
+from neuralframe.matting.matters import MatteSettings
 from neuralframe.matting.rvm import RVM, state_shapes
 from neuralframe.matting.rvm_matter import RVMMatter, default_downsample_ratio
+from neuralframe.matting.stages import MatteStage, matte_stages
 from neuralframe.streaming.frame import Frame, StreamInfo
 
 H, W = 96, 160
@@ -126,7 +128,7 @@ def test_recurrent_state_is_carried_and_reset(weights, frames):
 
 
 def test_stage_setup_starts_a_new_stream(weights, frames):
-    stage = effects.effect_stage("matte", settings=effects.MatteSettings(model=str(weights)))
+    stage = MatteStage(AlphaView(), MatteSettings(model=str(weights)))
     info = StreamInfo(width=W, height=H, fps=30.0)
     stage.setup(info)
     first = stage.process(Frame(frames[0], 0, 0.0)).image
@@ -141,8 +143,8 @@ def test_stage_setup_starts_a_new_stream(weights, frames):
 def test_composite_uses_rvm_alpha_and_foreground(weights, frames):
     from neuralframe.backend import fused
 
-    settings = effects.MatteSettings(model=str(weights))
-    stage = effects.effect_stage("replace:#102030", settings=settings)
+    settings = MatteSettings(model=str(weights))
+    stage = MatteStage(parse_background("#102030"), settings, name="replace")
     stage.setup(StreamInfo(width=W, height=H, fps=30.0))
     out = stage.process(Frame(frames[0], 0, 0.0))
     reference = RVMMatter(weights).prepare(H, W)
@@ -153,7 +155,7 @@ def test_composite_uses_rvm_alpha_and_foreground(weights, frames):
     background = torch.tensor([16, 32, 48], dtype=torch.uint8).expand(H, W, 3).contiguous()
     assert torch.equal(out.image, fused.composite(reference.foreground, alpha, background))
     # the two-thread form (rvm | composite) gives the same frames
-    rvm_stage, composite = effects.effect_stages("replace:#102030", settings=settings)
+    rvm_stage, composite = matte_stages(parse_background("#102030"), settings, name="replace")
     info = StreamInfo(width=W, height=H, fps=30.0)
     composite.setup(rvm_stage.setup(info))
     assert rvm_stage.name == "rvm"
@@ -177,8 +179,10 @@ def test_downsample_ratio_default_and_explicit(weights, frames):
 
 def test_onnx_backend_matches_torch(weights, frames):
     pytest.importorskip("onnxruntime")
+    from neuralframe.export.matting import matting_engines
+
     ours = RVMMatter(weights).prepare(H, W)
-    onnx = RVMMatter(weights, backend="onnx").prepare(H, W)
+    onnx = RVMMatter(weights, engines=matting_engines("onnx")).prepare(H, W)
     for frame in frames[:2]:  # the second frame runs on the state each backend carried itself
         torch.testing.assert_close(onnx(frame), ours(frame), rtol=0, atol=1e-4)
         assert (onnx.foreground.int() - ours.foreground.int()).abs().max() <= 1
@@ -219,13 +223,13 @@ def test_bad_model_files_are_one_line(capsys, weights, clip, tmp_path, kind, fra
 
 def test_option_errors(weights, clip):
     with pytest.raises(InputError, match="applies to an RVM model only"):
-        effects.effect_stage("blur", settings=effects.MatteSettings(downsample_ratio=0.5))
+        MatteStage(parse_background("blur"), MatteSettings(downsample_ratio=0.5))
     with pytest.raises(InputError, match=r"downsample_ratio must be in \(0, 1\]"):
-        effects.effect_stage("blur", settings=effects.MatteSettings(model=str(weights), downsample_ratio=1.5))
+        MatteStage(parse_background("blur"), MatteSettings(model=str(weights), downsample_ratio=1.5))
     with pytest.raises(InputError, match="neither an RVM state dict"):
-        effects.effect_stage("blur", settings=effects.MatteSettings(model=str(clip)))
+        MatteStage(parse_background("blur"), MatteSettings(model=str(clip)))
     with pytest.raises(InputError, match="is a folder"):
-        effects.effect_stage("blur", settings=effects.MatteSettings(model=str(clip.parent)))
+        MatteStage(parse_background("blur"), MatteSettings(model=str(clip.parent)))
     from neuralframe.apps.stream import StreamSettings, build
 
     with pytest.raises(InputError, match="go with the matting effects"):
@@ -235,8 +239,8 @@ def test_option_errors(weights, clip):
 def test_model_file_picks_the_stages(weights):
     from neuralframe.matting.segmenter import model_path
 
-    tflite = effects.effect_stages("blur", settings=effects.MatteSettings(model=str(model_path("landscape"))))
-    rvm = effects.effect_stages("blur", settings=effects.MatteSettings(model=str(weights)))
-    default = effects.effect_stages("blur")
+    tflite = matte_stages(parse_background("blur"), MatteSettings(model=str(model_path("landscape"))), name="blur")
+    rvm = matte_stages(parse_background("blur"), MatteSettings(model=str(weights)), name="blur")
+    default = matte_stages(parse_background("blur"), name="blur")
     assert [s.name for s in tflite] == [s.name for s in default] == ["segment", "blur"]
     assert [s.name for s in rvm] == ["rvm", "blur"]

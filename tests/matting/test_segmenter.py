@@ -2,9 +2,7 @@
 
 import hashlib
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -80,7 +78,9 @@ def test_onnx_export_matches(tmp_path, astronaut):
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_runner_picks_the_variant_by_aspect(backend, astronaut):
     wide = F.interpolate(astronaut.permute(2, 0, 1)[None].float(), size=(180, 320))[0].permute(1, 2, 0)
-    runner = segmenter.SegmenterRunner(backend=backend)
+    from neuralframe.export.matting import matting_engines
+
+    runner = segmenter.SegmenterRunner(engines=matting_engines(backend))
     mask, guide = runner(wide.round().to(torch.uint8).contiguous())
     assert runner.resolved_variant == "landscape" and mask.shape == (144, 256) and guide.shape == (3, 144, 256)
     runner.close()
@@ -99,5 +99,7 @@ def test_errors(tmp_path):
         read_tflite(other)
     with pytest.raises(InputError, match="unknown segmenter 'portrait'"):
         segmenter.model_path("portrait")
+    from neuralframe.export.matting import matting_engines
+
     with pytest.raises(InputError, match="unknown matting backend 'tensorflow'"):
-        segmenter.SegmenterRunner(backend="tensorflow")
+        matting_engines("tensorflow")

@@ -1,10 +1,11 @@
+import json
 import math
 
 import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.render.camera import Camera, intrinsics, interpolate, look_at, orbit, rotmat_to_quat, quat_to_rotmat
+from neuralframe.render.camera import Camera, intrinsics, load_cameras, look_at, quat_to_rotmat, rotmat_to_quat
 
 
 def project(cam: Camera, point) -> tuple[float, float, float]:
@@ -44,18 +45,6 @@ def test_resized_scales_intrinsics():
     assert half.fov_x == pytest.approx(cam.fov_x)
 
 
-def test_orbit_cameras_look_at_centre_at_radius():
-    K = intrinsics(64, 64, 50.0)
-    cams = orbit((0.0, 0.0, 2.0), 3.0, 8, K, 64, 64, elevation_deg=20.0)
-    assert len(cams) == 8
-    for cam in cams:
-        assert project(cam, (0.0, 0.0, 2.0))[:2] == pytest.approx((32.0, 32.0), abs=1e-9)
-        assert float(torch.linalg.norm(cam.position - torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64))) == pytest.approx(3.0)
-    path = interpolate(cams[:3], 5)
-    assert torch.allclose(path[0].viewmat, cams[0].viewmat, atol=1e-9)
-    assert torch.allclose(path[-1].viewmat, cams[2].viewmat, atol=1e-9)
-
-
 def test_quaternion_round_trip():
     q = torch.randn(50, 4, dtype=torch.float64)
     q = q / q.norm(dim=1, keepdim=True)
@@ -85,3 +74,38 @@ def test_look_at_rejects_degenerate_views():
         look_at((1, 2, 3), (1, 2, 3))
     with pytest.raises(InputError, match="parallel"):
         look_at((0, 0, 0), (0, 5, 0), up=(0, 1, 0))
+
+
+def test_camera_json_round_trips_and_reads_inria_cameras(tmp_path):
+    cam = Camera.look_at((0.3, -0.2, -2.0), (0.0, 0.0, 1.0), intrinsics(64, 48, 50.0), 64, 48, near=0.05, far=40.0)
+    path = tmp_path / "cams.json"
+    path.write_text(json.dumps([cam.to_dict(), cam.to_dict()]))
+    back = load_cameras(path)
+    assert len(back) == 2 and torch.equal(back[1].viewmat, cam.viewmat) and torch.equal(back[1].K, cam.K)
+    assert (back[0].width, back[0].height, back[0].near, back[0].far) == (64, 48, 0.05, 40.0)
+    path.write_text(json.dumps(cam.to_dict()))  # one object: a list of one
+    assert len(load_cameras(path)) == 1
+    # INRIA 3DGS: camera-to-world rotation and position, focal lengths, principal point in the centre
+    inria = {"position": cam.position.tolist(), "rotation": cam.c2w[:3, :3].tolist(), "fx": cam.fx, "fy": cam.fy,
+             "width": 64, "height": 48}
+    other = Camera.from_dict(inria)
+    assert torch.allclose(other.viewmat, cam.viewmat, atol=1e-12) and (other.cx, other.cy) == (32.0, 24.0)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "camera file '{path}' does not exist"),
+    ("{not json", "camera file '{path}' is not valid JSON"),
+    ("[3]", "camera cams.json[0] must be an object with viewmat, K, width and height"),
+    ('[{"viewmat": [[1, 0, 0, 0]], "width": 4}]', "camera cams.json[0] is missing K, height"),
+    ('{"viewmat": [[1, 0], [0, 1]], "K": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "width": 4, "height": 4}',
+     "camera cams.json[0]: camera viewmat must have shape [4, 4], got [2, 2]"),
+    ('[{"position": [0, 0, 0], "rotation": [[1, 0, 0]], "fx": 1, "fy": 1, "width": 4, "height": 4}]',
+     "camera cams.json[0]: "),
+])
+def test_bad_camera_files_say_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "cams.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(InputError) as info:
+        load_cameras(path)
+    assert str(info.value).startswith(message.format(path=path))

@@ -88,3 +88,39 @@ def test_nerf_checkpoint_opens_as_a_scene(tmp_path):
     out = scene.render(cam)
     assert out.rgb.shape == (16, 24, 3) and torch.isfinite(out.rgb).all()
     assert scene.describe()["parameters"] > 0
+
+
+def test_a_nerf_scene_runs_its_network_on_the_engine_handed_in(tmp_path):
+    """`use_engine`: the field's network runs on the engine (here one whose density is zero everywhere, so
+    the render is the background); None puts it back on torch."""
+    from neuralframe.render.nerf import FieldConfig, NerfField
+    from neuralframe.render.nerf.field import grid_for
+    from neuralframe.render.nerf.io import save
+
+    class EmptySpace:
+        inputs, outputs, calls = (), (), 0
+
+        def __call__(self, x, d):
+            self.calls += 1
+            return {"sigma": torch.zeros(x.shape[0]), "rgb": torch.zeros(x.shape[0], 3)}
+
+    torch.manual_seed(0)
+    field = NerfField(FieldConfig(grid=grid_for(64, n_levels=4, log2_hashmap_size=12), occupancy_resolution=32))
+    with torch.no_grad():
+        field.encoding.params.uniform_(-1, 1)
+        field.density_net[2].weight[0].mul_(4.0)
+    field.occupancy.update(field.density, field.step, warmup=True)
+    path = tmp_path / "field.safetensors"
+    save(path, field)
+    scene = open_scene(path)
+    cam = scene.initial_camera(24, 16)
+    torch_render = scene.render(cam, background=(0.0, 0.0, 1.0))
+    engine = EmptySpace()
+    scene.use_engine(engine, "onnxruntime")
+    assert scene.backend == "onnxruntime"
+    out = scene.render(cam, background=(0.0, 0.0, 1.0))
+    assert engine.calls > 0 and float(out.alpha.max()) == 0.0
+    assert torch.equal(out.rgb, torch.tensor([0.0, 0.0, 1.0]).expand(16, 24, 3))
+    scene.use_engine(None)
+    assert scene.backend == "torch" and torch.equal(scene.render(cam, background=(0.0, 0.0, 1.0)).rgb, torch_render.rgb)
+    assert float(torch_render.alpha.max()) > 0.0

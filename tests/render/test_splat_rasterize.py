@@ -8,12 +8,10 @@ import torch
 from neuralframe.errors import InputError, MissingDependencyError
 from neuralframe.render.camera import Camera
 from neuralframe.render.splat import Gaussians, rasterize, rasterize_op
-from neuralframe.render.splat.gaussians import SH_C0, rgb_to_sh0
 from neuralframe.render.splat.procedural import front_camera, random_scene
 from neuralframe.render.splat.rasterize_ref import C1
 
-CPU_IMPLS = rasterize_op.available("cpu")
-IMPLS = [pytest.param(name, id=name) for name in CPU_IMPLS] + [pytest.param("cuda", id="cuda", marks=pytest.mark.cuda)]
+pytestmark = pytest.mark.kernel("splat.rasterize", cuda=True)
 
 
 def device_for(impl: str) -> str:
@@ -36,7 +34,6 @@ def one(mean, rgb, scale, opacity, sh_degree=0) -> Gaussians:
                                  torch.tensor([scale]), opacities=torch.tensor([opacity]), sh_degree=sh_degree)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_single_gaussian_peak_and_footprint(impl):
     cam = centred_camera()
     z, s, o = 2.0, 0.05, 0.8
@@ -56,7 +53,6 @@ def test_single_gaussian_peak_and_footprint(impl):
     assert out.alpha[0, 0].item() == 0.0 and out.depth[0, 0].item() == 0.0
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_antialiased_compensates_opacity(impl):
     cam = centred_camera()
     s, z, o = 0.01, 2.0, 0.9
@@ -65,7 +61,6 @@ def test_antialiased_compensates_opacity(impl):
     assert out.alpha[12, 16].item() == pytest.approx(o * v / (v + 0.3), rel=1e-4)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_two_gaussians_composite_front_to_back(impl):
     cam = centred_camera()
     red = one((0.0, 0.0, 2.0), (1.0, 0.0, 0.0), 0.2, 0.5)
@@ -84,7 +79,6 @@ def alpha_cap(impl: str) -> float:
     return 0.999 if impl == "cuda" else 0.99
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_opaque_front_layer_hides_the_back(impl):
     cam = centred_camera()
     front = [one((0.0, 0.0, 2.0 + 0.01 * i), (1.0, 0.0, 0.0), 0.3, 0.999) for i in range(2)]
@@ -97,7 +91,6 @@ def test_opaque_front_layer_hides_the_back(impl):
     assert out.alpha[12, 16].item() == pytest.approx(cap, rel=1e-6)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_near_plane_and_behind_camera_are_culled(impl):
     cam = centred_camera()
     behind = one((0.0, 0.0, -1.0), (1.0, 1.0, 1.0), 0.3, 0.9)
@@ -107,7 +100,6 @@ def test_near_plane_and_behind_camera_are_culled(impl):
     assert out.alpha.abs().max().item() == 0.0
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_view_dependent_colour(impl):
     cam = centred_camera()
     g = one((0.0, 0.0, 2.0), (0.5, 0.5, 0.5), 0.1, 0.999, sh_degree=1)
@@ -120,7 +112,6 @@ def test_view_dependent_colour(impl):
     assert plain.rgb[12, 16].tolist() == pytest.approx([0.5 * alpha_cap(impl)] * 3, rel=1e-5)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("n, degree, antialiased, seed", [
     (1, 0, False, 0), (40, 1, False, 1), (600, 2, True, 2), (3000, 3, False, 3), (3000, 0, True, 4),
 ])
@@ -184,7 +175,7 @@ def test_bad_arguments_say_what_is_wrong():
 
 
 def test_auto_picks_the_cpu_kernel_on_cpu():
-    assert rasterize_op.name_for("auto", "cpu") == ("cpu" if "cpu" in CPU_IMPLS else "reference")
+    assert rasterize_op.name_for("auto", "cpu") == ("cpu" if "cpu" in rasterize_op.available("cpu") else "reference")
 
 
 def test_importing_stays_cheap():

@@ -1,7 +1,6 @@
 """Sources and sinks: files round-trip, bad input gets one clear error and leaves nothing behind."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuralframe.errors import InputError, PipelineError
-from neuralframe.streaming import Frame, Pipeline, Sink, Source, Stage, StreamInfo
+from neuralframe.streaming import Frame, Pipeline, Sink, Source, StreamInfo
 from neuralframe.streaming.pipeline import FunctionStage
 from neuralframe.streaming.sinks import LatestFrameSink
 

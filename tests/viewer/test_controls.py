@@ -1,6 +1,5 @@
 """Camera controls and adaptive resolution, without a window."""
 
-import math
 
 import pytest
 import torch

@@ -37,14 +37,13 @@ def test_render_orbit_writes_the_video(ply, tmp_path):
 
 def test_render_json_path(ply, tmp_path):
     from neuralframe.render.scene import open_scene
-    from neuralframe.viewer.app import camera_to_dict
 
     scene = open_scene(ply)
     a = scene.initial_camera(96, 64)
-    from neuralframe.render.camera import orbit
+    from neuralframe.render.orbit import orbit
 
     cams = orbit(scene.bounds().center, 3.0, 3, a.K, 96, 64)
-    (tmp_path / "path.json").write_text(json.dumps([camera_to_dict(c) for c in cams]))
+    (tmp_path / "path.json").write_text(json.dumps([c.to_dict() for c in cams]))
     out = tmp_path / "frames"
     result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "render", str(ply), "-o", str(out), "--path",
                              str(tmp_path / "path.json"), "--frames", "5"], capture_output=True, text=True, timeout=180)
@@ -60,3 +59,18 @@ def test_render_bad_camera_file(ply, tmp_path):
                              str(tmp_path / "x.mp4"), "--path", str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "viewmat must have shape [4, 4]" in result.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_backend_is_for_nerf_scenes(ply):
+    """`--backend`: torch leaves a scene as it is; a splat scene asked for another says it is for NeRF scenes
+    (its renderer is picked with --impl), and an unknown backend names the choices."""
+    from neuralframe.apps.render import use_backend
+    from neuralframe.errors import InputError
+    from neuralframe.render.scene import open_scene
+
+    scene = open_scene(ply)
+    use_backend(scene, "torch")
+    with pytest.raises(InputError, match=r"--backend onnxruntime applies to NeRF scenes \(.safetensors\)"):
+        use_backend(scene, "onnx")
+    with pytest.raises(InputError, match="unknown backend 'vulkan': use one of torch, onnxruntime, tensorrt"):
+        use_backend(scene, "vulkan")

@@ -29,12 +29,11 @@ def _psnr(a, b):
 
 def test_screenshot_matches_an_offline_render(scene, tmp_path):
     from neuralframe.render.splat import save
-    from neuralframe.viewer.app import camera_to_dict
 
     ply = tmp_path / "scene.ply"
     save(scene.gaussians, ply)
     cam = scene.initial_camera(320, 240)
-    (tmp_path / "cam.json").write_text(json.dumps(camera_to_dict(cam)))
+    (tmp_path / "cam.json").write_text(json.dumps(cam.to_dict()))
     shot = tmp_path / "shot.png"
     result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view", str(ply), "--screenshot", str(shot),
                              "--camera", str(tmp_path / "cam.json")], capture_output=True, text=True, timeout=120)
@@ -185,7 +184,6 @@ def test_nerf_checkpoint_in_the_window_matches_an_offline_render(tmp_path):
     from neuralframe.render.nerf.field import grid_for
     from neuralframe.render.nerf.io import save
     from neuralframe.render.scene import open_scene
-    from neuralframe.viewer.app import camera_to_dict
 
     torch.manual_seed(3)
     field = NerfField(FieldConfig(grid=grid_for(64, n_levels=4, log2_hashmap_size=12), occupancy_resolution=32))
@@ -197,7 +195,7 @@ def test_nerf_checkpoint_in_the_window_matches_an_offline_render(tmp_path):
     save(path, field)
     scene = open_scene(path)
     cam = scene.initial_camera(96, 72)
-    (tmp_path / "cam.json").write_text(json.dumps(camera_to_dict(cam)))
+    (tmp_path / "cam.json").write_text(json.dumps(cam.to_dict()))
     shot = tmp_path / "shot.png"
     result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "view", str(path), "--screenshot", str(shot),
                              "--camera", str(tmp_path / "cam.json")], capture_output=True, text=True, timeout=180)

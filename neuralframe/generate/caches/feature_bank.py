@@ -57,16 +57,16 @@ class FeatureBank:
         blocks: the UNet blocks whose self-attention layers use the bank, as prefixes of diffusers'
             processor names (`"mid_block"`, `"up_blocks.1"`, ...); `None` banks every self-attention layer.
 
-    The defaults were chosen on `neuralframe bench stream`'s clips with the bundled model (mean absolute
-    difference between consecutive outputs, 0-255, 60 frames; without a bank 1.548 on the panning clip and
-    0.0668 on the static one, prompt adherence 0.776). Banking every self-attention layer steadied the
-    panning clip (1.480) but made the static one flicker more (0.0719): the high-resolution layers of the
-    decoder copy the previous frames' camera noise. The mid block alone (8x8 tokens at 128x128) steadies
-    both: 1.485 and 0.0657, at the same adherence. Strength 3 or 4 and 8 frames changed the static figure
-    by nothing and cost adherence at 8 frames (0.759); 2 frames gave 1.505 on the panning clip; adding
-    down_blocks.1 gave 1.471 but 0.0661 static. Feature fusion made both worse (0.3: 1.501 / 0.0678 in the
-    mid block; over all layers 1.77 at 0.3: the nearest banked token by cosine is often from another place
-    in the frame), so it is off by default.
+    The defaults were chosen on `neuralframe bench stream`'s panning and static clips with the bundled
+    model (the mean absolute difference between consecutive outputs, and prompt adherence); the figures
+    for these defaults, with and without the bank, are recorded in benchmarks/stream.json
+    (`temporal_diff_*`, `adherence_bank` / `adherence_nobank`). What the sweep showed: banking every
+    self-attention layer steadied the panning clip but made the static one flicker more (the decoder's
+    high-resolution layers copy the previous frames' camera noise); the mid block alone steadies both at
+    the same adherence. More strength or more frames did not steady the static clip and more frames cost
+    adherence; fewer frames steadied the panning clip less; adding down_blocks.1 traded the static clip for
+    the panning one. Feature fusion made both worse (the nearest banked token by cosine is often from
+    another place in the frame), so it is off by default.
     """
 
     strength: float = 2.0

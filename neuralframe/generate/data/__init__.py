@@ -16,11 +16,13 @@ The same seed gives the same pixels and caption in any process. "eval" samples a
 attributes that "train" never produces (`HoldOut`), i.e. prompts unseen in training. Shapes and
 textures are anti-aliased analytically from signed distances (one evaluation per pixel).
 
-Speed, one process on one thread (`python -m neuralframe.bench.data`, this project's 2-core CPU while
-other jobs loaded it, load average 2.7): ~2,000 images/s at 64x64, ~900-1,100 images/s at 128x128,
-~560-670 eight-frame 64x64 videos/s. A DataLoader worker or two keeps up with any CPU training step.
+Speed, one process on one thread: `neuralframe bench data --json`, recorded in benchmarks/data.json (images
+per second at 64x64 and 128x128, eight-frame videos per second). A DataLoader worker or two keeps up with
+any CPU training step.
 
-numpy only (torch is imported by `neuralframe.generate.data.dataset`, the `Dataset` wrappers).
+This package is numpy only; torch comes in with the modules that hand tensors to models: `dataset` (the
+`Dataset` wrappers), `batches` (seeded training and evaluation batches), `pixels` (uint8 <-> the models'
+[-1, 1] range) and `panning`. `worlds` holds the bundled models' worlds, `clips` the prompt-switching clips.
 """
 
 from neuralframe.generate.data.attributes import Attributes, caption

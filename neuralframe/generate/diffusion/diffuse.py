@@ -70,11 +70,11 @@ class DiffuseSettings:
 
     def check(self) -> list[tuple[int, str]]:
         """Validate what can be checked before loading anything; returns the schedule."""
-        from neuralframe.generate.diffusion.stream import CFG_MODES
+        from neuralframe.generate.diffusion.guidance import guidance_class
 
         schedule = parse_schedule(self.prompts)
-        if self.cfg is not None and self.cfg not in CFG_MODES:
-            raise InputError(f"unknown --cfg '{self.cfg}': use one of {', '.join(CFG_MODES)}")
+        if self.cfg is not None:
+            guidance_class(self.cfg, "--cfg")
         if self.similarity is not None and not 0.0 <= self.similarity < 1.0:
             raise InputError(f"--similarity must be in [0, 1), got {self.similarity}")
         from neuralframe.backend.runtime import resolve_backend
@@ -112,8 +112,9 @@ class DiffuseStage(Stage):
 
     name = "diffuse"
 
-    def __init__(self, settings: DiffuseSettings):
+    def __init__(self, settings: DiffuseSettings, engines=None):
         self.settings = settings
+        self.engines = engines  # builds the exported graphs for --backend (generate.models.engines.EngineFactory)
         self.schedule = settings.check()
         self.engine = None
         self.switches = 0
@@ -121,8 +122,8 @@ class DiffuseStage(Stage):
     def setup(self, info: StreamInfo) -> StreamInfo:
         from neuralframe.backend.runtime import resolve_backend
         from neuralframe.generate.caches.feature_bank import FeatureBank
-        from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline, load_tiny_vae
         from neuralframe.generate.diffusion.stream import SimilarityFilter, StreamEngine
+        from neuralframe.generate.models.folder import BUNDLED, card_defaults, load_pipeline, load_tiny_vae
 
         s = self.settings
         model = s.model or BUNDLED
@@ -131,7 +132,7 @@ class DiffuseStage(Stage):
         if resolve_backend(s.backend) != "torch":
             from neuralframe.generate.models.engines import use_backend
 
-            use_backend(pipe, model, s.backend, encoder=True, tiny_vae=tiny)
+            use_backend(pipe, model, s.backend, self.engines, encoder=True, tiny_vae=tiny)
         scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         native = int(pipe.unet.config.sample_size) * scale
         self.size = s.size or work_size(info.height, info.width, native)

@@ -12,15 +12,9 @@ timestep) through the UNet as one batch, takes each one's consistency-model esti
 latent, re-noises all but the last to the next step's timestep (with fixed per-slot noise), and decodes
 the last: a frame leaves after S calls, and every call costs one batched network evaluation.
 
-Guidance (`cfg`):
-- "embedded": the UNet takes the guidance weight as an input (`time_cond_proj_dim`, the bundled model):
-  guided in one evaluation per step, no negative branch;
-- "none": the conditional prediction alone (S evaluations per frame);
-- "full": classifier-free guidance with the negative branch evaluated for every step (2 S);
-- "self": residual CFG: the negative branch is never evaluated; each slot's negative prediction is the
-  noise the engine itself put into that slot, times `delta` (S);
-- "initialize": residual CFG with the negative branch evaluated once per frame, on the freshly noised
-  slot, and the residual noise on the others (S + 1).
+Guidance (`cfg`: embedded, none, full, self, initialize) is a strategy object chosen once in the
+constructor (neuralframe.generate.diffusion.guidance): it sets the UNet's batch (the S slots, after the
+negative-prompt elements it evaluates), its text embeddings, and how the predictions are combined.
 
 Feature bank (`bank=FeatureBank(...)`, StreamV2V): the chosen self-attention layers also attend to banked
 keys and values of earlier frames at the same denoising step, fuses its output with similar banked
@@ -38,13 +32,7 @@ import numpy as np
 import torch
 
 from neuralframe.errors import InputError
-
-CFG_MODES = ("embedded", "none", "full", "self", "initialize")
-
-
-def nfe_per_frame(cfg: str, steps: int) -> int:
-    """Network evaluations (UNet samples) per output frame for a guidance mode and S denoising steps."""
-    return {"embedded": steps, "none": steps, "self": steps, "full": 2 * steps, "initialize": steps + 1}[cfg]
+from neuralframe.generate.diffusion.guidance import Guidance, make_guidance
 
 
 @dataclass
@@ -107,7 +95,8 @@ class StreamEngine:
         t_index_list: the denoising steps, indices into the `num_inference_steps` LCM schedule
             (img2img: later indices keep more of the input).
         num_inference_steps: the schedule the indices refer to.
-        cfg: guidance mode (CFG_MODES); default "embedded" for a UNet with a guidance embedding, else "self".
+        cfg: guidance mode, a name in `guidance.GUIDANCE` (None: "embedded" for a UNet with a guidance
+            embedding, else "self").
         guidance_scale: the guidance weight (diffusers' convention).
         delta: residual CFG's scale of the residual noise.
         mode: "img2img" (each call takes a frame) or "txt2img" (each call starts from noise).
@@ -116,11 +105,10 @@ class StreamEngine:
         bank: a `FeatureBank` (StreamV2V: self-attention over past frames' features), or None.
         seed: the fixed per-slot noise.
         tiny_vae: a tiny autoencoder speaking the pipeline's latents (diffusers `AutoencoderTiny`, see
-            `load_tiny_vae`) to decode frames with instead of `pipe.vae` (StreamDiffusion's TAESD; at
-            128x128 on a 2-core CPU its decoder costs 6 ms against 22 ms). Frames are still encoded by the
-            full encoder: measured on the bundled model, tiny encoder and tiny decoder together kept 0.55 of
-            the stream's outputs on prompt (the scorer's adherence) against 0.78 with the full autoencoder,
-            the tiny decoder alone 0.76.
+            `load_tiny_vae`) to decode frames with instead of `pipe.vae` (StreamDiffusion's TAESD): faster,
+            slightly softer. Frames are still encoded by the full encoder: on the bundled model the tiny
+            encoder cost far more prompt adherence than the tiny decoder. The decoder's speed and adherence
+            are recorded in benchmarks/stream.json (`fps_engine_configs`, `adherence_configs`, `*_tiny_vae`).
     """
 
     def __init__(self, pipe, t_index_list=(20, 35), num_inference_steps: int = 50, cfg: str | None = None,
@@ -130,12 +118,7 @@ class StreamEngine:
         self.pipe = pipe
         self.unet, self.vae = pipe.unet, pipe.vae
         self.decoder = tiny_vae if tiny_vae is not None else pipe.vae
-        embedded = self.unet.config.time_cond_proj_dim is not None
-        cfg = cfg or ("embedded" if embedded else "self")
-        if cfg not in CFG_MODES:
-            raise InputError(f"unknown cfg mode '{cfg}': use one of {', '.join(CFG_MODES)}")
-        if cfg == "embedded" and not embedded:
-            raise InputError("cfg 'embedded' needs a UNet with a guidance embedding (unet.config.time_cond_proj_dim)")
+        self.guidance: Guidance = make_guidance(cfg, self.unet, guidance_scale, delta)
         if mode not in ("img2img", "txt2img"):
             raise InputError(f"unknown mode '{mode}': use img2img or txt2img")
         indices = list(t_index_list)
@@ -143,8 +126,7 @@ class StreamEngine:
             raise InputError(f"t_index_list must be increasing indices below num_inference_steps "
                              f"({num_inference_steps}), got {list(t_index_list)}")
         self.t_index_list, self.num_inference_steps = indices, num_inference_steps
-        self.cfg, self.guidance_scale, self.delta, self.mode = cfg, float(guidance_scale), float(delta), mode
-        self.embedded = embedded
+        self.mode = mode
         scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
         native = int(self.unet.config.sample_size) * scale
         self.height, self.width = size or (native, native)
@@ -161,9 +143,18 @@ class StreamEngine:
         self.prompt: str | None = None
         self._prepared = False
 
+    @property
+    def cfg(self) -> str:
+        """The guidance mode's name."""
+        return self.guidance.name
+
+    @property
+    def guidance_scale(self) -> float:
+        return self.guidance.scale
+
     # ---- preparation: everything that does not change from frame to frame ----
     @torch.no_grad()
-    def prepare(self, prompt: str, negative_prompt: str = "") -> "StreamEngine":
+    def prepare(self, prompt: str, negative_prompt: str = "") -> StreamEngine:
         from diffusers import LCMScheduler
 
         scheduler = LCMScheduler.from_config(self.pipe.scheduler.config)
@@ -183,36 +174,29 @@ class StreamEngine:
         # the next slot's noise scales (the last slot is decoded, not re-noised)
         self.alpha_next, self.beta_next = self.alpha[1:], self.beta[1:]
         g = torch.Generator().manual_seed(self.seed)
-        self._slot_ids = torch.arange(self.steps, device=self.device)
         self.slot_noise = torch.randn((self.steps, *self.latent_shape), generator=g).to(self.device, self.dtype)
-        if self.embedded and self.cfg == "embedded":
-            from neuralframe.generate.models.architectures import guidance_embedding
-
-            w = torch.full((self.steps,), self.guidance_scale - 1.0)
-            self.w_embedding = guidance_embedding(w, self.unet.config.time_cond_proj_dim).to(self.device, self.dtype)
-        else:
-            self.w_embedding = None
+        self.guidance.prepare(self.slot_noise, self.unet)
+        # the UNet's batch: the guidance's negative elements first, then the S slots
+        self.unet_timesteps = self.guidance.batch(self.timesteps)  # [B]
+        n_negative = self.guidance.negatives(self.steps)
+        self._batch_slots = self.guidance.batch(torch.arange(self.steps, device=self.device))  # [B] slot of each
+        self._conditional = torch.arange(n_negative + self.steps, device=self.device) >= n_negative  # [B]
         self.negative_prompt = negative_prompt
+        self._uncond = self._text(negative_prompt) if n_negative else None  # [1, T, D]
         self._encode(prompt)
         self.reset()
         self._prepared = True
         return self
 
     @torch.no_grad()
-    def _text(self, prompt: str) -> torch.Tensor:
+    def _text(self, prompt: str) -> torch.Tensor:  # -> [1, T, D]
         tok = self.pipe.tokenizer
         ids = tok([prompt], padding="max_length", max_length=tok.model_max_length, truncation=True,
                   return_tensors="pt").input_ids.to(self.device)
         return self.pipe.text_encoder(ids)[0].to(self.dtype)
 
     def _encode(self, prompt: str) -> None:
-        cond = self._text(prompt).expand(self.steps, -1, -1)
-        if self.cfg in ("full", "initialize"):
-            uncond = self._text(self.negative_prompt)
-            n_uncond = self.steps if self.cfg == "full" else 1
-            self.text_batch = torch.cat([uncond.expand(n_uncond, -1, -1), cond])
-        else:
-            self.text_batch = cond.contiguous()
+        self.text_batch = self.guidance.text_batch(self._text(prompt), self._uncond, self.steps)  # [B, T, D]
         self.prompt = prompt
 
     def update_prompt(self, prompt: str) -> None:
@@ -273,41 +257,19 @@ class StreamEngine:
         self.last_output = ((image[0].float().clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu()
         return self.last_output
 
-    def _encode_image(self, frame: torch.Tensor) -> torch.Tensor:
+    def _encode_image(self, frame: torch.Tensor) -> torch.Tensor:  # uint8 [H, W, 3] -> [C, h, w]
         x = frame.to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 127.5 - 1.0
         posterior = self.vae.encode(x)
         mean = posterior.latent_dist.mean if hasattr(posterior, "latent_dist") else posterior.latents
         return mean[0] * self.vae.config.scaling_factor
 
-    def _unet(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
-              w: torch.Tensor | None) -> torch.Tensor:
-        self.evaluations += latents.shape[0]
+    def _predict(self, latents: torch.Tensor) -> torch.Tensor:  # [S, C, h, w] -> [S, C, h, w]
+        """Every slot's guided noise prediction, in one batched UNet call."""
+        x = self.guidance.batch(latents)  # [B, C, h, w]
+        self.evaluations += x.shape[0]
         if self.bank is not None:
-            # batch element -> slot; the last S elements are the slots' conditional branch (stored)
-            extra = latents.shape[0] - self.steps
-            slots = torch.cat([self._slot_ids[:extra], self._slot_ids])
-            filled = slots <= self.filled  # slot i holds a frame once i frames have entered before this one
-            self.bank.begin(slots, (torch.arange(latents.shape[0], device=self.device) >= extra) & filled)
-        return self.unet(latents, t, encoder_hidden_states=text, timestep_cond=w, return_dict=False)[0]
-
-    def _predict(self, latents: torch.Tensor) -> torch.Tensor:
-        g, s = self.guidance_scale, self.steps
-        if self.cfg == "embedded":
-            return self._unet(latents, self.timesteps, self.text_batch, self.w_embedding)
-        if self.cfg == "none":
-            return self._unet(latents, self.timesteps, self.text_batch, None)
-        if self.cfg == "full":
-            both = self._unet(torch.cat([latents, latents]), torch.cat([self.timesteps, self.timesteps]),
-                              self.text_batch, None)
-            uncond, cond = both[:s], both[s:]
-            return uncond + g * (cond - uncond)
-        # residual CFG: the negative prediction is the noise this engine put into each slot
-        residual = self.delta * self.slot_noise
-        if self.cfg == "initialize":
-            both = self._unet(torch.cat([latents[:1], latents]), torch.cat([self.timesteps[:1], self.timesteps]),
-                              self.text_batch, None)
-            residual = torch.cat([both[:1], residual[1:]])
-            cond = both[1:]
-        else:
-            cond = self._unet(latents, self.timesteps, self.text_batch, None)
-        return residual + g * (cond - residual)
+            # slot i holds a frame once i frames have entered before this one; the conditional elements are stored
+            self.bank.begin(self._batch_slots, self._conditional & (self._batch_slots <= self.filled))
+        eps = self.unet(x, self.unet_timesteps, encoder_hidden_states=self.text_batch,
+                        timestep_cond=self.guidance.timestep_cond, return_dict=False)[0]
+        return self.guidance.combine(eps)

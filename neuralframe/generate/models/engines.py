@@ -1,45 +1,53 @@
 """A text-to-image pipeline's networks on exported engines, the pipeline itself unchanged.
 
     pipe = load_pipeline(folder)
-    use_backend(pipe, folder, "onnxruntime")   # text encoder, UNet and decoder now run in onnxruntime
+    use_backend(pipe, folder, "onnxruntime", engines)   # text encoder, UNet and decoder now run in onnxruntime
 
-The folder's components are exported once (`neuralframe export tiny-shapes --model FOLDER --dynamic`, with
-its parity checks) into a cache keyed by the weights' content (`neuralframe.export.engines`), then every
-later run loads the cached graphs. The torch modules stay in the pipeline (diffusers reads their configs, dtypes and devices); only
-their computation is routed: `text_encoder.forward`, `unet.forward` and `vae.decode` call the engines with
-the same arguments and return what the modules return. `tensorrt` builds engines from the same graphs
-(NVIDIA GPU and `pip install tensorrt`; elsewhere a clear error).
+`engines(folder, backend, graphs)` builds the folder's exported graphs on a backend and is handed in by
+the app (`neuralframe.export.engines.engine_factory("tiny-shapes")`: exported once with
+`neuralframe export tiny-shapes --model FOLDER --dynamic` and its parity checks, into a cache keyed by the
+weights' content), so this module never imports the exporters. The torch modules stay in the pipeline
+(diffusers reads their configs, dtypes and devices); only their computation is routed:
+`text_encoder.forward`, `unet.forward` and `vae.decode` call the engines with the same arguments and
+return what the modules return. `tensorrt` builds engines from the same graphs (NVIDIA GPU and
+`pip install tensorrt`; elsewhere a clear error).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from neuralframe.errors import InputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from neuralframe.backend.runtime import Engine
+
 GRAPHS = ("text-encoder", "unet", "vae-decoder")
 
+# (model folder, backend, graph names) -> the engines running those graphs, by name
+EngineFactory = Callable[[str | os.PathLike, str, tuple[str, ...]], "dict[str, Engine]"]
 
-def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | None = None,
-                cache_dir: Path | None = None, say: Callable[[str], None] | None = None,
+
+def use_backend(pipe, folder: str | os.PathLike, backend: str, engines: EngineFactory | None,
                 encoder: bool = False, tiny_vae=None) -> None:
     """Route the pipeline's text encoder, UNet and decoder (and with `encoder` the autoencoder's encoder, for
     img2img) through `backend` ("torch" leaves it as it is); with `tiny_vae` (the folder's AutoencoderTiny,
-    see `load_tiny_vae`) its decoder too (StreamEngine encodes with the full encoder)."""
+    see `load_tiny_vae`) its decoder too (StreamEngine encodes with the full encoder). `engines` builds
+    the engines (see the module docstring)."""
     from neuralframe.backend.runtime import resolve_backend
 
     backend = resolve_backend(backend)
     if backend == "torch":
         return
-    from neuralframe.export.engines import exported_engines
-
+    if engines is None:
+        raise ValueError(f"--backend {backend} needs the engines handed in: the app passes "
+                         "neuralframe.export.engines.engine_factory('tiny-shapes')")
     graphs = GRAPHS + (("vae-encoder",) if encoder else ()) + (("vae-tiny-decoder",) if tiny_vae is not None else ())
-    engines = exported_engines("tiny-shapes", folder, backend, graphs, threads, cache_dir, say)
-    text, unet, decoder = engines["text-encoder"], engines["unet"], engines["vae-decoder"]
+    built = engines(folder, backend, graphs)
+    text, unet, decoder = built["text-encoder"], built["unet"], built["vae-decoder"]
     conditioned = unet.inputs[-1].name == "timestep_cond"
     dtype = pipe.unet.dtype
 
@@ -61,7 +69,7 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
         return (out,) if not return_dict else _Output(sample=out)
 
     if encoder:
-        vae_encoder = engines["vae-encoder"]
+        vae_encoder = built["vae-encoder"]
 
         def encode(x, return_dict=True, **kwargs):
             posterior = _Posterior(vae_encoder(image=x.float())["latent_mean"].to(x.dtype))
@@ -69,7 +77,7 @@ def use_backend(pipe, folder: str | os.PathLike, backend: str, threads: int | No
 
         pipe.vae.encode = encode
     if tiny_vae is not None:
-        tiny_vae.decode = _decode_on(engines["vae-tiny-decoder"])
+        tiny_vae.decode = _decode_on(built["vae-tiny-decoder"])
     pipe.text_encoder.forward = text_forward
     pipe.unet.forward = unet_forward
     pipe.vae.decode = _decode_on(decoder)

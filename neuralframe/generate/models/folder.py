@@ -18,6 +18,7 @@ import torch
 
 from neuralframe.assets import asset
 from neuralframe.errors import InputError, MissingDependencyError
+from neuralframe.generate.models.card import read_card
 
 BUNDLED = asset("models", "tiny-shapes")
 _CONFIGS = ("config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json")
@@ -99,11 +100,9 @@ def load_tiny_vae(path: str | os.PathLike, required: bool = True, dtype: torch.d
 
 
 def card_defaults(path: str | os.PathLike) -> dict:
-    """Sampling defaults from the folder's card.json (steps, guidance_scale), if it has one."""
-    card = Path(path) / "card.json"
-    if card.is_file():
-        return json.loads(card.read_text()).get("defaults", {})
-    return {}
+    """Sampling defaults from the folder's card.json (steps, guidance_scale), if it has one, as written there
+    (`neuralframe.generate.models.card.ImageDefaults` reads them as a frozen dataclass)."""
+    return read_card(path).get("defaults", {})
 
 
 def pipeline_images(pipe, prompts: list[str], steps: int = 4, seed: int = 0, guidance_scale: float | None = None,

@@ -21,22 +21,15 @@ from pathlib import Path
 
 from neuralframe.errors import OutputError
 from neuralframe.generate.data.vocab import COLOURS, SHAPES
+from neuralframe.generate.data.worlds import WORLD
 from neuralframe.generate.models.architectures import IMAGE_SIZE, parameter_count
-from neuralframe.generate.train.batches import WORLD
+from neuralframe.generate.models.schedulers import lcm_scheduler
 from neuralframe.generate.tokenizer import ASSET_DIR as TOKENIZER_DIR
 from neuralframe.generate.tokenizer import load_clip_tokenizer
 
 GUIDANCE_CANDIDATES = (1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 TEACHER_STEPS = 25
 TUNE_PROMPTS = 100
-
-
-def lcm_scheduler():
-    from diffusers import LCMScheduler
-
-    return LCMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                        original_inference_steps=50, timestep_scaling=10.0, prediction_type="epsilon",
-                        set_alpha_to_one=True, steps_offset=1, timestep_spacing="leading", clip_sample=False)
 
 
 def _pipeline(work: Path, unet_dir: str = "unet", teacher: bool = False):
@@ -66,7 +59,7 @@ def _latest_runs(work: Path) -> dict:
 
 
 def _world() -> str:
-    """The tiny-shapes world (neuralframe.generate.train.batches.WORLD) in words, for the cards."""
+    """The tiny-shapes world (neuralframe.generate.data.worlds.WORLD) in words, for the cards."""
     return "; ".join(f"{name}: {', '.join(getattr(WORLD, name))}"
                      for name in ("shapes", "colours", "sizes", "textures", "backgrounds"))
 

@@ -24,11 +24,12 @@ from typing import Callable
 
 import torch
 
-from neuralframe.generate.models.architectures import guidance_embedding, student_from_teacher
-from neuralframe.generate.tokenizer import load_clip_tokenizer
 from neuralframe.backend.budget import check_budget
+from neuralframe.generate.models.architectures import guidance_embedding, student_from_teacher
+from neuralframe.generate.models.schedulers import noise_scheduler
+from neuralframe.generate.tokenizer import load_clip_tokenizer
 from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
-from neuralframe.generate.train.t2i import N_LATENTS, cached_latents, noise_scheduler, tokenize
+from neuralframe.generate.train.t2i import N_LATENTS, cached_latents, tokenize
 
 BATCH = 64
 LR = 2e-4

@@ -24,10 +24,11 @@ from typing import Callable
 
 import torch
 
-from neuralframe.generate.models.architectures import build_text_encoder, build_unet
-from neuralframe.generate.tokenizer import CONTEXT_LENGTH, load_clip_tokenizer
-from neuralframe.generate.train.batches import ShapeBatches
 from neuralframe.backend.budget import check_budget
+from neuralframe.generate.data.batches import ShapeBatches
+from neuralframe.generate.models.architectures import build_text_encoder, build_unet
+from neuralframe.generate.models.schedulers import noise_scheduler
+from neuralframe.generate.tokenizer import CONTEXT_LENGTH, load_clip_tokenizer
 from neuralframe.generate.train.loop import optimizer_step, save_atomic, train_device, train_loop
 
 N_LATENTS = 48_000
@@ -40,15 +41,6 @@ MIN_SNR_GAMMA = 5.0
 TEXT_WARMUP_STEPS = 100  # the probe is above 99% on held-out captions after about 60
 TEXT_WARMUP_BATCH = 256
 TEXT_WARMUP_LR = 1e-3
-
-
-def noise_scheduler():
-    """The training schedule (Stable Diffusion's)."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                         beta_schedule="scaled_linear", prediction_type="epsilon", clip_sample=False,
-                         steps_offset=1)
 
 
 def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:

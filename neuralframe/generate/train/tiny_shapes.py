@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,24 +22,12 @@ from typing import Callable
 
 import torch
 
+from neuralframe.backend.device import machine_line
 from neuralframe.errors import InputError
 
 STAGES = ("vae", "classifier", "t2i", "lcm", "tiny-vae", "assemble")
 DEFAULT_SECONDS = {"vae": 1200.0, "classifier": 300.0, "t2i": 2400.0, "lcm": 1200.0, "tiny-vae": 900.0}
 NEEDS = {"t2i": ("vae",), "tiny-vae": ("vae",), "lcm": ("vae", "text_encoder", "teacher"), "assemble": ("vae", "text_encoder", "unet")}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | None = None,
@@ -85,7 +72,7 @@ def run_stage(stage: str, work: Path, out: Path | None = None, seconds: float | 
         metrics = assemble(work, out, prompts=eval_prompts, tune_prompts=max(eval_prompts // 2, 1), **held_out)
     record = {"stage": stage, "command": command or " ".join(sys.argv), "started": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.localtime(started)), "wall_seconds": round(time.time() - started, 1),
-        "machine": machine(), "metrics": metrics}
+        "machine": machine_line(), "metrics": metrics}
     runs_path = work / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
     runs.append(record)

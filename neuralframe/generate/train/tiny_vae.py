@@ -21,9 +21,10 @@ from typing import Callable
 import torch
 
 from neuralframe.backend.budget import check_budget
-from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
+from neuralframe.generate.data.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
+from neuralframe.generate.evaluate import psnr_from_mse
 from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
-from neuralframe.generate.train.vae import SHAPE_WEIGHT, psnr_from_mse
+from neuralframe.generate.train.vae import SHAPE_WEIGHT
 
 BATCH = 32
 PHOTO_SHARE = 8
@@ -36,8 +37,8 @@ DECODER_BLOCKS = (2, 2, 1, 0)
 
 def build_tiny_vae():
     """The architecture: 24 channels throughout, 8x down/up-sampling, 4 latent channels (about 0.2M weights;
-    measured at 128x128 on 2 CPU cores: encoder 7.6 ms, decoder 6.1 ms, against 9.1 and 21.8 ms for the
-    full autoencoder)."""
+    benchmarks/stream.json times streams with it against the full autoencoder, and
+    assets/models/tiny-shapes/card.json records its parameters and PSNR)."""
     from diffusers import AutoencoderTiny
 
     return AutoencoderTiny(in_channels=3, out_channels=3, encoder_block_out_channels=(CHANNELS,) * 4,

@@ -1,7 +1,6 @@
 """Stage 1: the latent autoencoder (diffusers AutoencoderKL, 64x64x3 <-> 8x8x4).
 
 Trained on procedural frames (three quarters of each batch) and crops of real photographs (one quarter),
-
 with an L1 + L2 reconstruction loss that weighs the shape's pixels 5x (its outline and texture are what
 the classifier and the captions care about) and a small KL term that keeps the latent space smooth.
 After training, `scaling_factor` is set so that scaled latents have unit spread, as diffusion expects.
@@ -14,9 +13,10 @@ from typing import Callable
 
 import torch
 
-from neuralframe.generate.models.architectures import build_vae
-from neuralframe.generate.train.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
 from neuralframe.backend.budget import check_budget
+from neuralframe.generate.data.batches import OFFSETS, PhotoCrops, ShapeBatches, mixed_batch
+from neuralframe.generate.evaluate import evaluate_vae, psnr_from_mse
+from neuralframe.generate.models.architectures import build_vae
 from neuralframe.generate.train.loop import optimizer_step, train_device, train_loop
 
 BATCH = 32
@@ -37,12 +37,6 @@ def vae_loss(vae, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
     kl = posterior.kl().mean()
     mse = err.detach().square().mean().item()
     return rec + KL_WEIGHT * kl, {"loss": rec.item(), "kl": kl.item(), "psnr": psnr_from_mse(mse / 4.0)}
-
-
-def psnr_from_mse(mse_01: float) -> float:
-    import math
-
-    return -10.0 * math.log10(max(mse_01, 1e-12))
 
 
 def train_vae(work: Path, seconds: float | None = None, steps: int | None = None, resume: bool = False,
@@ -77,18 +71,3 @@ def latent_scaling_factor(vae, n: int = 512) -> float:
     b = ShapeBatches("latents", n)(step=10_000)
     z = vae.encode(b["pixels"].to(vae.device)).latent_dist.mean
     return float(1.0 / z.std())
-
-
-@torch.no_grad()
-def evaluate_vae(vae, n: int = 256, photos: int = 64) -> dict:
-    """Held-out reconstruction PSNR (dB, images in [0, 1]): procedural "eval"-split images (combinations
-    never seen in training) and fresh crops of the photographs."""
-    vae.eval()
-    shapes = ShapeBatches("eval", n, split="eval")(step=0)  # the same first n images for any n
-    out = {}
-    for key, pixels in (("vae_psnr_db", shapes["pixels"]), ("vae_psnr_photos_db", PhotoCrops(seed=12345)(0, photos))):
-        recon = torch.cat([vae.decode(vae.encode(chunk.to(vae.device)).latent_dist.mean).sample.clamp(-1, 1).cpu()
-                           for chunk in pixels.split(64)])
-        mse = ((recon - pixels) / 2.0).square().flatten(1).mean(1)
-        out[key] = round(float(torch.stack([torch.tensor(psnr_from_mse(float(m))) for m in mse]).mean()), 2)
-    return out

@@ -60,21 +60,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from neuralframe.backend.device import machine_line
 from neuralframe.errors import InputError
-from neuralframe.generate.data import ShapesConfig, ShapesGenerator
-from neuralframe.generate.data.attributes import CONTRASTING
+from neuralframe.generate.data.clips import FADE_FRAMES, switch_clip
+from neuralframe.generate.data.generator import ShapesConfig, ShapesGenerator
+from neuralframe.generate.data.worlds import VIDEO_WORLD
+from neuralframe.generate.models.frozen import FrozenParts
 from neuralframe.generate.train.loop import optimizer_step, save_atomic, train_device, train_loop
 
-# the video world: the image model's world (large solid shapes over plain and gradient backgrounds) with
-# the motions that keep a shape in view however long a clip runs (rotate, bounce) or move it by one grid
-# step over a clip (left, right, up, down); "grow" is left out (it has no steady state)
-VIDEO_WORLD = ShapesConfig(size=64, frames=12, sizes=("large",), textures=("solid",),
-                           backgrounds=("plain", "gradient"),
-                           motions=("left", "right", "up", "down", "rotate", "bounce"))
 TRAIN_SEED = 300_000_000
 N_CLIPS = 8_000
 SWITCH_FRACTION = 0.25
-FADE_FRAMES = 6
 BATCH = 32
 LR = 5e-4
 CTX_LOSS_WEIGHT = 0.5
@@ -90,31 +86,6 @@ SWITCH_SAMPLE = 0.5  # share of every batch drawn from the clips that switch pro
 SHORT_WINDOW = 0.5
 SHORT_WINDOW_FRAMES = 1
 DROP_CAPTION = 0.1  # clips trained on the empty prompt: classifier-free guidance for a video's first frame
-
-
-def switch_partner(generator: ShapesGenerator, seed: int, split: str = "train") -> tuple[str, str]:
-    """A shape and colour to switch clip `seed` to: both different from its own, the colour still
-    visible on its background (seeded by the clip)."""
-    a = generator.attributes(seed, split, video=True)
-    rng = np.random.default_rng([seed, 77])
-    shapes = [s for s in generator.config.shapes if s != a.shape]
-    colours = [c for c in generator.config.colours
-               if c != a.colour and (a.background_colour is None or a.background_colour in CONTRASTING[c])]
-    if a.motion == "rotate":  # a round solid shape does not show rotation
-        shapes = [s for s in shapes if s not in ("circle", "ring")]
-    return shapes[int(rng.integers(len(shapes)))], colours[int(rng.integers(len(colours)))]
-
-
-def switch_clip(generator: ShapesGenerator, seed: int, k: int, split: str = "train", fade: int = FADE_FRAMES):
-    """Clip `seed` that switches at frame k to its partner (a cross-fade over `fade` frames).
-    Returns (pixels uint8 [T, H, W, 3], caption before, caption after, the two samples)."""
-    a = generator.video(seed, split)
-    shape, colour = switch_partner(generator, seed, split)
-    b = generator.video_variant(seed, split, shape=shape, colour=colour)
-    pa, pb = a.pixels.astype(np.float32), b.pixels.astype(np.float32)
-    w = np.clip((np.arange(len(pa)) - k + 1) / (fade + 1), 0.0, 1.0)[:, None, None, None]
-    pixels = (pa + w * (pb - pa) + 0.5).astype(np.uint8)
-    return pixels, a.caption, b.caption, a, b
 
 
 def render_clips(seeds: list[int], switch_fraction: float = SWITCH_FRACTION, config: ShapesConfig = VIDEO_WORLD):
@@ -139,49 +110,6 @@ def render_clips(seeds: list[int], switch_fraction: float = SWITCH_FRACTION, con
         switches.append(k)
         anchors.append(anchor)
     return np.stack(pixels), captions, switches, np.stack(anchors)
-
-
-class FrozenParts:
-    """The bundled model's tokenizer, text encoder and autoencoder, frozen, on one device."""
-
-    def __init__(self, base: str | Path, device: torch.device):
-        from diffusers import AutoencoderKL
-        from transformers import CLIPTextModel
-
-        from neuralframe.generate.models.folder import check_pipeline_folder
-        from neuralframe.generate.tokenizer import load_folder_tokenizer
-
-        base = Path(base)
-        check_pipeline_folder(base)
-        self.device = device
-        self.tokenizer = load_folder_tokenizer(base / "tokenizer")
-        self.text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder").eval().requires_grad_(False).to(device)
-        self.vae = AutoencoderKL.from_pretrained(base / "vae").eval().requires_grad_(False).to(device)
-        self.scale = float(self.vae.config.scaling_factor)
-
-    @torch.no_grad()
-    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        from neuralframe.generate.tokenizer import CONTEXT_LENGTH
-
-        ids = self.tokenizer(captions, padding="max_length", max_length=CONTEXT_LENGTH, truncation=True,
-                             return_tensors="pt").input_ids.to(self.device)
-        out = self.text_encoder(ids)
-        return out.last_hidden_state, out.pooler_output
-
-    @torch.no_grad()
-    def encode_frames(self, pixels_uint8: np.ndarray) -> torch.Tensor:
-        """uint8 [n, H, W, 3] -> scaled latent means [n, C, h, w]."""
-        from neuralframe.generate.train.batches import to_model_range
-
-        x = to_model_range(pixels_uint8).to(self.device)
-        return self.vae.encode(x).latent_dist.mean * self.scale
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
-        """Scaled latents [n, C, h, w] -> uint8 [n, H, W, 3]."""
-        from neuralframe.generate.train.batches import to_uint8
-
-        return to_uint8(self.vae.decode(latents.to(self.device) / self.scale).sample.cpu())
 
 
 def _render_chunk(args):
@@ -388,7 +316,6 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
     import tempfile
 
     from neuralframe.generate.models.classifier import ShapeClassifier
-    from neuralframe.generate.train.tiny_shapes import machine
     from neuralframe.generate.video.evaluate import evaluate_video, tune_sampling
     from neuralframe.generate.video.generate import CausalVideoGenerator
 
@@ -433,7 +360,7 @@ def assemble_video(work: Path, out: Path, base: str | Path, command: str, eval_p
         card["metrics"] = evaluate_video(gen, scorer, prompts=eval_prompts, progress=progress)
         card["metrics"]["device"] = "cpu"
         card["metrics"]["threads"] = torch.get_num_threads()
-        card["metrics"]["machine"] = machine()
+        card["metrics"]["machine"] = machine_line()
         card["preview"] = write_preview(gen, tmp / "preview.png")
         card["size_mb"] = round(sum(f.stat().st_size for f in tmp.iterdir()) / 1e6, 2)
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
@@ -469,9 +396,7 @@ def write_preview(gen, path: Path, prompts=PREVIEW_PROMPTS, frames: int = 12, sw
 
 def record_run(work: Path, metrics: dict, command: str) -> None:
     """Append one training run (its command, budget spent and machine) to WORK/video_runs.json."""
-    from neuralframe.generate.train.tiny_shapes import machine
-
     path = Path(work) / "video_runs.json"
     runs = json.loads(path.read_text()) if path.is_file() else []
-    runs.append({"command": command, "machine": machine(), **metrics})
+    runs.append({"command": command, "machine": machine_line(), **metrics})
     path.write_text(json.dumps(runs, indent=2))

@@ -10,6 +10,9 @@
   switch (frame k - 1 to k) is compared with the clip's median frame difference (`switch_jump_ratio`; the
   requirement is at most 2). Switch clips use the motions that keep a shape in view however long the video
   runs (rotate, bounce).
+
+The bundled model's scores are in assets/models/tiny-shapes-video/card.json ("metrics", and the sampling
+sweep on the tuning prompts in "sampling_sweep_tuning_prompts") and benchmarks/video.json.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import time
 from typing import Callable
 
 import numpy as np
-import torch
 
-from neuralframe.generate.data import ShapesGenerator
 from neuralframe.generate.data.attributes import shade
+from neuralframe.generate.data.clips import switch_partner
+from neuralframe.generate.data.generator import ShapesGenerator
+from neuralframe.generate.data.pixels import to_model_range
 from neuralframe.generate.data.vocab import COLOURS, SHAPES
-from neuralframe.generate.train.video import VIDEO_WORLD, switch_partner
+from neuralframe.generate.data.worlds import VIDEO_WORLD
 
 EVAL_SEED = 400_000_000
 TUNE_SEED = 410_000_000  # held-out prompts for choosing sampling defaults, apart from the ones scored
@@ -77,9 +81,9 @@ def moved(frames: list[np.ndarray], motion: str, colour: str, background: str | 
 
 
 def _scores(classifier, frames: np.ndarray, shape: str, colour: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: whether the shape, and whether the colour, is the prompted one."""
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    s, c = classifier.predict(x)
+    """Per frame of `frames` (uint8 [N, H, W, 3]): whether the shape, and whether the colour, is the prompted
+    one (bool [N] each)."""
+    s, c = classifier.predict(to_model_range(frames))
     return (s == SHAPES.index(shape)).numpy(), (c == list(COLOURS).index(colour)).numpy()
 
 

@@ -31,13 +31,15 @@ direction ("moving right from the left"), one step of every frame after the firs
 prompt with the opposite direction (`opposite_caption`): v = v_opp + w (v - v_opp), as a negative prompt
 is, one evaluation more: only on warm-started frames (3 + 1 = 4). Classifier-free guidance against the empty prompt
 does not help here (the caption's direction is what the model reads weakly, its shape and colour it reads
-well): measured on the tuning prompts, it lowered motion adherence (0.65 -> 0.60 at w = 2).
+well): on the tuning prompts of an earlier model it lowered motion adherence.
 
 **A shorter window at generation** (card default `window`, at most the trained `config.window`): the cache
 holds fewer recent frames than the model was trained with, the offsets of those it holds unchanged. Each
 generated frame carries small errors of shape that the next frames copy; with fewer of them in view, the
-sink (the image model's clean first frame) weighs more. Measured on 24 tuning prompts with the bundled
-5,282-step model: frame adherence 0.65 with the trained window of 4, 0.77 with 1 (motion 0.96 -> 0.92).
+sink (the image model's clean first frame) weighs more, and motion follows the caption a little less. The
+sampling sweep on the tuning prompts decides: assets/models/tiny-shapes-video/card.json lists each window's
+scores ("sampling_sweep_tuning_prompts") and the one chosen ("defaults"), and its "metrics" the bundled
+model's quality; benchmarks/video.json has its speed and memory.
 
 `use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
 earlier frame together with the current one, each attending to its own sink and window as it did when it
@@ -48,7 +50,6 @@ not enough to reproduce them). It makes the same video as the cache at a cost th
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -61,6 +62,9 @@ from neuralframe.assets import asset
 from neuralframe.errors import InputError
 from neuralframe.generate import schedule
 from neuralframe.generate.caches.kv_cache import KVCache
+from neuralframe.generate.data.pixels import to_uint8
+from neuralframe.generate.models.card import ImageDefaults, VideoCard
+from neuralframe.generate.models.frozen import FrozenParts
 from neuralframe.generate.video.model import CausalVideoTransformer, context_frames
 
 BUNDLED_VIDEO = asset("models", "tiny-shapes-video")
@@ -128,30 +132,27 @@ class CausalVideoGenerator:
         if abs(self.config.steps[-1] - self.config.context_t) > 1e-6:
             raise InputError(f"{folder}: config.json's last step {self.config.steps[-1]} must be its context "
                              f"level {self.config.context_t}")
-        card = self._card()
-        base = Path(card.get("base", "../tiny-shapes"))
-        self.base = base if base.is_absolute() else (folder / base).resolve()
-        from neuralframe.generate.train.video import FrozenParts
-
+        self.card = VideoCard.read(folder)  # the card, read once: base folder, fps and sampling defaults
+        self.base = self.card.base
         self.parts = FrozenParts(self.base, self.device)
-        self.fps = float(card.get("fps", 8))
-        defaults = card.get("defaults", {})
+        self.fps = self.card.fps
+        defaults = self.card.defaults
         # classifier-free guidance of the first frame (no context yet), and fresh noise at each step
-        self.guidance = float(guidance if guidance is not None else defaults.get("first_frame_guidance", 1.0))
-        self.stochastic = bool(stochastic if stochastic is not None else defaults.get("stochastic", True))
+        self.guidance = float(guidance if guidance is not None else defaults.first_frame_guidance)
+        self.stochastic = bool(stochastic if stochastic is not None else defaults.stochastic)
         # frame 0 (and the sink after a prompt switch) from the base image model: its steps (0: the video
-        # model draws frame 0 itself) and guidance weight
-        self.keyframe_steps = int(defaults.get("keyframe_steps", 0))
-        self.keyframe_guidance = defaults.get("keyframe_guidance")
+        # model draws frame 0 itself) and guidance weight (None: the base model's card default)
+        self.keyframe_steps = defaults.keyframe_steps
+        self.keyframe_guidance = defaults.keyframe_guidance
         # frames after the first start from the previous frame re-noised to the second level, not from noise
-        self.warm_start = bool(defaults.get("warm_start", False))
+        self.warm_start = defaults.warm_start
         # direction guidance (see the module docstring): its weight (1: none) and the level of the step it guides
-        self.motion_guidance = float(defaults.get("motion_guidance", 1.0))
-        self.motion_guidance_t = float(defaults.get("motion_guidance_t", 0.5))
+        self.motion_guidance = defaults.motion_guidance
+        self.motion_guidance_t = defaults.motion_guidance_t
         # after a prompt switch, this many frames start from noise (all steps) instead of the previous frame
-        self.switch_cold_frames = int(defaults.get("switch_cold_frames", 0))
+        self.switch_cold_frames = defaults.switch_cold_frames
         # recent frames the cache holds at generation (at most the trained window; see the module docstring)
-        self.window = int(defaults.get("window", self.config.window))
+        self.window = self.config.window if defaults.window is None else defaults.window
         if not 1 <= self.window <= self.config.window:
             raise InputError(f"{folder}: card.json's defaults.window {self.window} must be between 1 and the "
                              f"trained window {self.config.window}")
@@ -165,36 +166,26 @@ class CausalVideoGenerator:
             self.tiny = load_tiny_vae(self.base).to(self.device)
         self.evaluations = 0  # network evaluations, counted
 
-    def _card(self) -> dict:
-        path = self.folder / "card.json"
-        if not path.is_file():
-            return {}
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"{path}: unreadable ({e}); the model folder is damaged") from None
-
     @torch.no_grad()
     def text(self, prompt: str):
         hidden, pooled = self.parts.encode_text([prompt])
         return self.model.text_condition(hidden.float(), pooled.float())
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
+    def decode(self, latents: torch.Tensor) -> np.ndarray:  # [n, C, h, w] -> uint8 [n, H, W, 3]
+        """Scaled latents [n, C, h, w] -> uint8 frames [n, H, W, 3]."""
         if self.tiny is None:
             return self.parts.decode(latents)
-        from neuralframe.generate.train.batches import to_uint8
-
         # the tiny decoder reads the scaled latents the model makes (its own scaling factor is 1)
         return to_uint8(self.tiny.decode(latents / self.tiny.config.scaling_factor).sample.cpu())
 
     def _image_pipe(self):
         if self._pipe is None:
-            from neuralframe.generate.models.folder import card_defaults, load_pipeline
+            from neuralframe.generate.models.folder import load_pipeline
 
             self._pipe = load_pipeline(self.base).to(self.device)
             if self.keyframe_guidance is None:
-                self.keyframe_guidance = card_defaults(self.base).get("guidance_scale")
+                self.keyframe_guidance = ImageDefaults.read(self.base).guidance_scale
         return self._pipe
 
     @torch.no_grad()

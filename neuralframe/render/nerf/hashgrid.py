@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from neuralframe.backend import dispatch
+from neuralframe.backend.checks import check_shape
 from neuralframe.errors import InputError
 
 PRIMES = (1, 2654435761, 805459861)
@@ -95,10 +96,7 @@ def layout(config: HashGridConfig) -> Layout:
 
 
 def check_points(x: torch.Tensor, name: str = "x") -> None:
-    if x.dim() != 2 or x.shape[1] != 3:
-        raise InputError(f"{name} must have shape [N, 3], got {list(x.shape)}")
-    if x.dtype != torch.float32:
-        raise InputError(f"{name} must be float32, got {x.dtype}")
+    check_shape(x, ["N", 3], name, dtype=torch.float32)
 
 
 class _HashGridFunction(torch.autograd.Function):

@@ -9,7 +9,7 @@ import torch
 
 from neuralframe.render.nerf.hashgrid import PRIMES
 
-_U32 = 0xFFFFFFFF
+U32 = 0xFFFFFFFF  # grid coordinates and hashes wrap as uint32, as in tiny-cuda-nn
 
 
 def _level_lookup(x, scale, resolution, size):  # x [N, 3] -> indices [N, 8], weights [N, 8]
@@ -25,11 +25,11 @@ def _level_lookup(x, scale, resolution, size):  # x [N, 3] -> indices [N, 8], we
         weight = torch.ones_like(frac[:, 0])
         for dim in range(3):
             weight = weight * (frac[:, dim] if bits[dim] else 1.0 - frac[:, dim])
-        g = [(grid[:, dim] + bits[dim]) & _U32 for dim in range(3)]
+        g = [(grid[:, dim] + bits[dim]) & U32 for dim in range(3)]
         if dense:
-            index = (g[0] + g[1] * resolution + g[2] * resolution * resolution) & _U32
+            index = (g[0] + g[1] * resolution + g[2] * resolution * resolution) & U32
         else:
-            index = ((g[0] * PRIMES[0]) ^ (g[1] * PRIMES[1]) ^ (g[2] * PRIMES[2])) & _U32
+            index = ((g[0] * PRIMES[0]) ^ (g[1] * PRIMES[1]) ^ (g[2] * PRIMES[2])) & U32
         indices.append(index % size)
         weights.append(weight)
     return torch.stack(indices, 1), torch.stack(weights, 1)

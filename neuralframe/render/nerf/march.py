@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from neuralframe.backend import dispatch
+from neuralframe.backend.checks import check_shape
 
 _OPS = {}
 for _name in ("march", "sample_weights", "composite"):
@@ -37,9 +38,13 @@ def march(
     impl: str = "auto",
 ):
     """Samples t = t_min + (k + u) * step in occupied cells; see `march_ref.march` for the outputs."""
-    n = rays_o.shape[0]
-    if rays_o.shape != (n, 3) or rays_d.shape != (n, 3) or t_min.shape != (n,) or t_max.shape != (n,):
-        raise ValueError("march expects rays_o, rays_d [R, 3] and t_min, t_max [R]")
+    sizes = check_shape(rays_o, ["R", 3], "rays_o")
+    for name, x, dims in (("rays_d", rays_d, ["R", 3]), ("t_min", t_min, ["R"]), ("t_max", t_max, ["R"]),
+                          ("occupancy", occupancy, ["G", "G", "G"]), ("aabb", aabb, [6]),
+                          ("u", u, ["R"]), ("k_start", k_start, ["R"])):
+        if x is not None:
+            sizes = check_shape(x, dims, name, sizes)
+    n = sizes["R"]
     u = torch.full((n,), 0.5) if u is None else u
     k_start = torch.zeros(n, dtype=torch.int64) if k_start is None else k_start
     fn = _OPS["march"].resolve(impl, rays_o.device)

@@ -17,7 +17,7 @@ from neuralframe.render.nerf.field import NerfField, trunc_exp
 from neuralframe.render.output import RenderOutput
 
 T_STOP = 1e-4  # transmittance below which a ray is finished
-W_MIN = 1e-3  # samples lighter than this get no colour evaluation (costs < 0.01 dB on the synthetic scene)
+W_MIN = 1e-3  # samples lighter than this get no colour evaluation (each would add less than W_MIN to its pixel)
 CHUNK = 1 << 14  # samples per network call: large CPU tensors cost more in page faults than in arithmetic
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuralframe.backend.checks import check_shape
 from neuralframe.errors import InputError
 
 SH_C0 = 0.28209479177387814  # the degree-0 spherical-harmonic basis constant, 1 / (2 sqrt(pi))
@@ -59,22 +60,11 @@ class Gaussians:
     antialiased: bool = False
 
     def __post_init__(self) -> None:
-        n = self.means.shape[0] if self.means.ndim == 2 else -1
-        expected = {
-            "means": (self.means, (n, 3)),
-            "quats": (self.quats, (n, 4)),
-            "scales": (self.scales, (n, 3)),
-            "opacities": (self.opacities, (n,)),
-        }
-        for name, (tensor, shape) in expected.items():
-            if not isinstance(tensor, torch.Tensor):
-                raise InputError(f"Gaussians.{name} must be a torch.Tensor, got {type(tensor).__name__}")
-            if tuple(tensor.shape) != shape or n < 0:
-                raise InputError(f"Gaussians.{name} must have shape {list(shape)} for N={n} Gaussians, "
-                                 f"got {list(tensor.shape)}")
-        if self.sh.ndim != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3:
-            raise InputError(f"Gaussians.sh must have shape [N, K, 3] with N={n}, got {list(self.sh.shape)}")
-        sh_degree_for(self.sh.shape[1])
+        sizes: dict[str, int] = {}
+        for name, dims in (("means", ["N", 3]), ("quats", ["N", 4]), ("scales", ["N", 3]), ("opacities", ["N"]),
+                           ("sh", ["N", "K", 3])):
+            sizes = check_shape(getattr(self, name), dims, f"Gaussians.{name}", sizes)
+        sh_degree_for(sizes["K"])
 
     # ---- properties ----
     @property

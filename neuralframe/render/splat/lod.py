@@ -4,13 +4,14 @@
     coarse = levels[level_for(gaussians.n, 32768)]
 
 A low-resolution frame spends most of a CPU rasterizer's time per Gaussian, not per pixel (projection,
-sorting, binning, and each Gaussian's setup in every tile it touches): at 256 x 144 the bundled
-92,500-Gaussian scene costs about the same as at 384 x 216. Fewer, larger Gaussians are what makes such
-a frame cheaper. Each level merges the Gaussians of the one before in pairs of spatial neighbours (pairs
-along a Morton curve through their centres), moment-matched as hierarchical 3DGS merges its nodes
-(Kerbl et al. 2024): the merged Gaussian has the pair's mean and covariance (the weighted covariances plus
-the spread of the centres), the weights being each Gaussian's opacity times its cross-section
-(det(Sigma)^(1/3)); neighbours too far apart for their sizes are kept as they are; the merged opacity keeps the pair's opacity-weighted cross-section (clamped below 1) and its
+sorting, binning, and each Gaussian's setup in every tile it touches): halving the bundled scene's frame
+size saves little (benchmarks/viewer.json records the viewer with and without levels). Fewer, larger
+Gaussians are what makes such a frame cheaper. Each level merges the Gaussians of the one before in
+pairs of spatial neighbours (pairs along a Morton curve through their centres), moment-matched as
+hierarchical 3DGS merges its nodes (Kerbl et al. 2024): the merged Gaussian has the pair's mean and
+covariance (the weighted covariances plus the spread of the centres), the weights being each Gaussian's
+opacity times its cross-section (det(Sigma)^(1/3)); neighbours too far apart for their sizes are kept as
+they are; the merged opacity keeps the pair's opacity-weighted cross-section (clamped below 1) and its
 colour is the weighted mean of the SH coefficients. A merged level is an approximation meant for frames
 whose pixels are several times larger than the scene's Gaussians; the viewer renders with all Gaussians
 once the camera stops.

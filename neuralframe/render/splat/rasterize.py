@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from neuralframe.backend import dispatch
+from neuralframe.backend.checks import check_shape
 from neuralframe.backend.device import has_cuda
 from neuralframe.errors import InputError
 from neuralframe.render.camera import Camera
@@ -45,8 +46,7 @@ def rasterize(gaussians: Gaussians, camera: Camera, *, sh_degree: int | None = N
                          f"{gaussians.sh_degree}, got {sh_degree!r}")
     if background is not None:
         background = torch.as_tensor(background, dtype=torch.float32, device=gaussians.device)
-        if tuple(background.shape) != (3,):
-            raise InputError(f"background must be an RGB colour of shape [3], got {list(background.shape)}")
+        check_shape(background, [3], "background", what="an RGB colour")
     fn = rasterize_op.resolve(impl, gaussians.device)
     return fn(gaussians, camera, sh_degree=degree, background=background, antialiased=bool(antialiased))
 

@@ -1,13 +1,14 @@
 """Fast CPU Gaussian-splat rasterizer (Numba), with the semantics of `rasterize_ref.py`.
 
-Stages, each a compiled function cached on disk (`cache=True`: a second process loads them in about
-a second instead of compiling for ~20 s):
+Stages, each a compiled function cached on disk (`cache=True`: a second process loads them instead of
+compiling them again; `neuralframe bench splat` records both times in benchmarks/splat.json):
 
 1. `_project` (parallel over Gaussians): EWA projection, culling and SH colour in float64 with the
    formulas of `ref.project` / `ref.visible` / `ref.sh_to_rgb`, rounded once to float32 records.
-2. `_radix_sort` (serial): a stable LSD radix sort of the visible Gaussians by their float32 depth
-   bits (positive floats order like their bit patterns); three 11-bit passes, ~2n memory moves each.
-3. `_pack` + `_bin` (serial counting sort): records gathered in depth order, then (tile, Gaussian)
+2. `radix_sort` (serial, `rasterize_cpu_sort.py`): a stable LSD radix sort of the visible Gaussians by
+   their float32 depth bits (positive floats order like their bit patterns); three 11-bit passes, ~2n
+   memory moves each.
+3. `_pack` + `bin_by_tile` (serial counting sort): records gathered in depth order, then (tile, Gaussian)
    pairs grouped by tile; the depth order survives inside each tile, so no second sort is needed.
 4. `_blend` (parallel over 32 x 32 work tiles in raster order, handed out one at a time; the image
    does not depend on the tiling, see `rasterize_ref.py`, and wider tiles mean fewer (tile, Gaussian) pairs and
@@ -21,9 +22,9 @@ a second instead of compiling for ~20 s):
 
 Agreement with the reference: the Gaussian's value is exp of the exact (float64) exponent rather
 than of its float32 rounding, and the transmittance product is kept in float32 (torch's cumprod
-accumulates in float64): images differ by ~1e-6. A pixel whose alpha lands within that distance of
-the 1/255 cut-off could differ by one contribution; the random-scene tests bound this (mean <= 1e-5,
-max <= 1e-3 per channel) and measure ~1e-6.
+accumulates in float64): images differ by float32 rounding. A pixel whose alpha lands within that
+distance of the 1/255 cut-off could differ by one contribution; the random-scene tests bound this
+(mean <= 1e-5, max <= 1e-3 per channel).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from neuralframe.render import interrupt
 from neuralframe.render.camera import Camera
 from neuralframe.render.output import RenderOutput
 from neuralframe.render.splat import rasterize_ref as ref
+from neuralframe.render.splat.rasterize_cpu_sort import bin_by_tile, radix_sort
 from neuralframe.render.splat.gaussians import Gaussians
 
 # Work tiles of the CPU kernel. The image does not depend on the tiling (see rasterize_ref.py), so the kernel
@@ -51,6 +53,10 @@ _F32 = np.float32
 _ALPHA_MAX = _F32(ref.ALPHA_MAX)
 _ALPHA_MIN = _F32(ref.ALPHA_MIN)
 _T_MIN = _F32(ref.T_MIN)
+_EPS2D = ref.EPS2D
+_EXTEND_MAX = ref.EXTEND_MAX
+_C0 = ref.C0
+_C1 = ref.C1
 _C2 = ref.C2
 _C3 = ref.C3
 
@@ -98,7 +104,7 @@ def _project(mean64, cov3, opac, sh, degree, viewmat, K, width, height, near, fa
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     tiles_x = (width + TW - 1) // TW
     tiles_y = (height + TH - 1) // TH
-    eps2d = 0.3
+    eps2d = _EPS2D
     lim_x_pos = (width - cx) / fx + eps2d * (0.5 * width / fx)
     lim_x_neg = cx / fx + eps2d * (0.5 * width / fx)
     lim_y_pos = (height - cy) / fy + eps2d * (0.5 * height / fy)
@@ -157,12 +163,13 @@ def _project(mean64, cov3, opac, sh, degree, viewmat, K, width, height, near, fa
         o = opac[i]
         if antialiased:
             o = o * math.sqrt(max(det_orig / det, 1e-12))
+        # float64 1/255, where `ref.visible` takes the float32-rounded ALPHA_MIN (2.3e-10 higher)
         if not o >= 1.0 / 255.0:
             continue
         mx = fx * x / z + cx
         my = fy * y / z + cy
         log_o = math.log(max(o * 255.0, 1.0))
-        extend = min(math.sqrt(2.0 * log_o), 3.33)
+        extend = min(math.sqrt(2.0 * log_o), _EXTEND_MAX)
         rx = math.ceil(extend * math.sqrt(a))
         ry = math.ceil(extend * math.sqrt(c))
         if not (mx + rx > 0 and mx - rx < width and my + ry > 0 and my - ry < height):
@@ -203,15 +210,14 @@ def _project(mean64, cov3, opac, sh, degree, viewmat, K, width, height, near, fa
         dn = max(dn, 1e-12)
         vx, vy, vz = dx_ / dn, dy_ / dn, dz_ / dn
         xx, yy, zz = vx * vx, vy * vy, vz * vz
-        c1 = 0.4886025119029199
-        b1, b2, b3 = -c1 * vy, c1 * vz, -c1 * vx
+        b1, b2, b3 = -_C1 * vy, _C1 * vz, -_C1 * vx
         b4, b5, b6 = _C2[0] * vx * vy, _C2[1] * vy * vz, _C2[2] * (2 * zz - xx - yy)
         b7, b8 = _C2[3] * vx * vz, _C2[4] * (xx - yy)
         b9, b10, b11 = _C3[0] * vy * (3 * xx - yy), _C3[1] * vx * vy * vz, _C3[2] * vy * (4 * zz - xx - yy)
         b12, b13 = _C3[3] * vz * (2 * zz - 3 * xx - 3 * yy), _C3[4] * vx * (4 * zz - xx - yy)
         b14, b15 = _C3[5] * vz * (xx - yy), _C3[6] * vx * (xx - 3 * yy)
         for ch in range(3):
-            acc = 0.28209479177387814 * np.float64(sh[i, 0, ch])
+            acc = _C0 * np.float64(sh[i, 0, ch])
             if degree >= 1:
                 acc += b1 * np.float64(sh[i, 1, ch]) + b2 * np.float64(sh[i, 2, ch]) + b3 * np.float64(sh[i, 3, ch])
             if degree >= 2:
@@ -223,29 +229,6 @@ def _project(mean64, cov3, opac, sh, degree, viewmat, K, width, height, near, fa
                         + b13 * np.float64(sh[i, 13, ch]) + b14 * np.float64(sh[i, 14, ch])
                         + b15 * np.float64(sh[i, 15, ch]))
             rec[i, 6 + ch] = max(acc + 0.5, 0.0)
-
-
-@njit(cache=True, nogil=True)
-def _radix_sort(keys, ids):  # pragma: no cover - compiled
-    """Stable LSD radix sort of `ids` by uint32 `keys` (three 11-bit digits)."""
-    n = keys.shape[0]
-    k0, i0 = keys.copy(), ids.copy()
-    k1, i1 = np.empty_like(keys), np.empty_like(ids)
-    for shift in (0, 11, 22):
-        counts = np.zeros(2049, np.int64)
-        for j in range(n):
-            counts[((k0[j] >> shift) & 2047) + 1] += 1
-        for d in range(2048):
-            counts[d + 1] += counts[d]
-        for j in range(n):
-            d = (k0[j] >> shift) & 2047
-            p = counts[d]
-            counts[d] = p + 1
-            k1[p] = k0[j]
-            i1[p] = i0[j]
-        k0, k1 = k1, k0
-        i0, i1 = i1, i0
-    return i0
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -268,29 +251,6 @@ def _pack(order, rec, span, rect, rec_s, span_s, rect_s):  # pragma: no cover - 
             span_s[j, q] = span[i, q]
         for q in range(4):
             rect_s[j, q] = rect[i, q]
-
-
-@njit(cache=True, nogil=True)
-def _bin(rects, tiles_x, tiles_y):  # pragma: no cover - compiled
-    """Counting sort of (tile, Gaussian) pairs by tile, keeping the depth order inside each tile."""
-    n_tiles = tiles_x * tiles_y
-    counts = np.zeros(n_tiles + 1, np.int64)
-    m = rects.shape[0]
-    for g in range(m):
-        for ty in range(rects[g, 1], rects[g, 3]):
-            for tx in range(rects[g, 0], rects[g, 2]):
-                counts[ty * tiles_x + tx + 1] += 1
-    for t in range(n_tiles):
-        counts[t + 1] += counts[t]
-    fill = counts[:-1].copy()
-    pairs = np.empty(counts[n_tiles], np.int32)
-    for g in range(m):
-        for ty in range(rects[g, 1], rects[g, 3]):
-            for tx in range(rects[g, 0], rects[g, 2]):
-                t = ty * tiles_x + tx
-                pairs[fill[t]] = g
-                fill[t] += 1
-    return pairs, counts
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -432,8 +392,8 @@ _world_arrays = LastResult(_world_arrays_of)
 
 class _Workspace(threading.local):
     """Per-Gaussian scratch arrays of stages 1-3, kept from one frame to the next (per thread). A viewer renders
-    the same scene every frame: fresh arrays would cost their page faults again each time (a quarter of a
-    256 x 144 frame's time), and none of them outlives the frame (the blending's outputs are new arrays)."""
+    the same scene every frame: fresh arrays would cost their page faults again each time (benchmarks/README.md,
+    viewer.json), and none of them outlives the frame (the blending's outputs are new arrays)."""
 
     n = -1
 
@@ -463,13 +423,13 @@ def prepare(g: Gaussians, camera: Camera, sh_degree: int, antialiased: bool) -> 
     interrupt.check()
     ids = np.flatnonzero(valid).astype(np.int32)
     # Depths of visible Gaussians are > near > 0, so their float32 bits sort like the values.
-    order = _radix_sort(np.ascontiguousarray(rec[ids, 9]).view(np.uint32), ids)
+    order = radix_sort(np.ascontiguousarray(rec[ids, 9]).view(np.uint32), ids)
     interrupt.check()
     tiles_x = (camera.width + TW - 1) // TW
     tiles_y = (camera.height + TH - 1) // TH
     m = order.shape[0]
     _pack(order, rec, span, rect, rec_s, span_s, rect_s)
-    pairs, offsets = _bin(rect_s[:m], tiles_x, tiles_y)
+    pairs, offsets = bin_by_tile(rect_s[:m], tiles_x, tiles_y)
     return dict(rec=rec_s, span=span_s, order=order, pairs=pairs, offsets=offsets, tiles_x=tiles_x,
                 tiles_y=tiles_y)
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from neuralframe.render.camera import Camera, quat_to_rotmat
 from neuralframe.render.output import RenderOutput
-from neuralframe.render.splat.gaussians import Gaussians
+from neuralframe.render.splat.gaussians import SH_C0, Gaussians
 
 TILE = 16
 EPS2D = 0.3  # pixel^2 added to every projected covariance
@@ -47,7 +47,7 @@ ALPHA_MIN = float(np.float32(1.0 / 255.0))
 T_MIN = float(np.float32(1e-4))
 
 # Real spherical-harmonic basis constants (as in INRIA 3DGS).
-C0 = 0.28209479177387814
+C0 = SH_C0
 C1 = 0.4886025119029199
 C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
 C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,

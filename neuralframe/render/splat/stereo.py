@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -238,8 +239,6 @@ def preview_cameras(width: int = 741, height: int = 500) -> dict[str, Camera]:
 
 def save_previews(g: Gaussians, folder) -> list:
     """Render `g` from `preview_cameras` to PNG files in `folder`; returns their paths."""
-    from pathlib import Path
-
     from PIL import Image
 
     from neuralframe.render.splat.rasterize import rasterize
@@ -259,7 +258,6 @@ def write_card(ply_path, metrics: dict, settings: StereoSettings) -> None:
     """The scene card `<scene>.json`: how to rebuild the scene, from what, and how good it is."""
     import json
     import os
-    from pathlib import Path
 
     ply_path = Path(ply_path)
     card = {
@@ -287,11 +285,8 @@ def write_card(ply_path, metrics: dict, settings: StereoSettings) -> None:
 def write_cameras(ply_path) -> Path:
     """The capture cameras beside the scene (`NAME.cameras.json`), so viewers start at the left view."""
     import json
-    from pathlib import Path
-
-    from neuralframe.viewer.app import camera_to_dict
 
     path = Path(ply_path)
     out = path.with_name(f"{path.stem}.cameras.json")
-    out.write_text(json.dumps([camera_to_dict(c) for c in stereo_cameras()], indent=1))
+    out.write_text(json.dumps([c.to_dict() for c in stereo_cameras()], indent=1))
     return out

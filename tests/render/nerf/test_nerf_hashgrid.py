@@ -8,6 +8,8 @@ from neuralframe.errors import InputError
 from neuralframe.render.nerf import HashGrid, HashGridConfig, layout
 from neuralframe.render.nerf import hashgrid_ref as ref
 
+pytestmark = pytest.mark.kernel("nerf.hashgrid")
+
 PRIMES = (1, 2654435761, 805459861)
 
 

@@ -1,8 +1,11 @@
 """Ray marching and volume rendering: every implementation matches the reference exactly or closely."""
 
+import pytest
 import torch
 
 from neuralframe.render.nerf import march as M
+
+pytestmark = pytest.mark.kernel("nerf.march")
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
 

@@ -2,12 +2,15 @@
 
 import math
 
+import pytest
 import torch
 
 from neuralframe.render.camera import Camera, intrinsics
 from neuralframe.render.nerf import NerfField, render
 from neuralframe.render.nerf.field import FieldConfig, grid_for, sh_encode, trunc_exp
 from neuralframe.render.output import RenderOutput
+
+pytestmark = pytest.mark.kernel("nerf.hashgrid")  # the hash grid's and the marching kernels, by name
 
 RADIUS = 0.6
 

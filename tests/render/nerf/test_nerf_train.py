@@ -70,6 +70,7 @@ def test_render_on_the_exported_field(trained, tmp_path, monkeypatch):
     exports once and caches; a splat scene says the option is for NeRF scenes."""
     from cli_helpers import nf, one_clear_line
 
+    from neuralframe.apps.render import use_backend
     from neuralframe.render.scene import open_scene
 
     root, data, _, _ = trained
@@ -77,7 +78,7 @@ def test_render_on_the_exported_field(trained, tmp_path, monkeypatch):
     camera = load_dataset(data, "val").camera(0)
     scene = open_scene(root / "scene.safetensors")
     a = scene.render(camera, background=(1.0, 1.0, 1.0))
-    scene.use_backend("onnxruntime")
+    use_backend(scene, "onnxruntime")
     b = scene.render(camera, background=(1.0, 1.0, 1.0))
     assert float(a.alpha.max()) > 0.9
     mse = float((a.rgb - b.rgb).square().mean())

@@ -1,7 +1,6 @@
 """The offline `matte` job: every frame reaches every output, files are valid, errors are clear."""
 
 import pytest
-import torch
 
 from neuralframe.errors import InputError
 from neuralframe.apps.matte import MatteJob, run

@@ -1,38 +1,23 @@
-"""Seeded batches for the tiny-shapes stages: batch `step` of a stage is the same in every run, so a
-resumed run continues the same data stream."""
+"""Seeded batches of the tiny-shapes world for training stages and evaluation: batch `step` of a stream is
+the same in every run, so a resumed run continues the same data stream and an evaluation sees the same
+held-out images.
+
+    b = ShapeBatches("eval", 8, split="eval")(step=0)    # pixels [8, 3, 64, 64] in [-1, 1], mask, captions, labels
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from neuralframe.generate.data import ShapesConfig, ShapesGenerator
 from neuralframe.generate.data.backgrounds import PhotoBank
+from neuralframe.generate.data.generator import ShapesConfig, ShapesGenerator
+from neuralframe.generate.data.pixels import to_model_range
 from neuralframe.generate.data.vocab import PHOTOS
+from neuralframe.generate.data.worlds import WORLD
 
-# The world the bundled tiny-shapes model covers: every shape, colour and position, large, solid, over
-# plain and gradient backgrounds. The generator draws more (small and medium shapes, textures, noise and
-# photo backgrounds); at 64x64 pixels and 8x8x4 latents those need an autoencoder and a UNet larger than a
-# 2-core CPU trains in a session. Measured with the scorer: the first, full-world autoencoder reconstructed
-# only 28% of held-out images well enough to name their shape and colour; the medium-and-large teacher
-# (5,757 steps) drew 76% of its large shapes right but 45% of its medium ones (squares came out as discs,
-# the autoencoder itself keeps 84% of medium shapes against 91% of large ones). The autoencoder still sees
-# photographs (PhotoCrops); every stage and the evaluation draw their shapes from this world.
-WORLD = ShapesConfig(size=64, sizes=("large",), textures=("solid",), backgrounds=("plain", "gradient"))
-
-# seed offsets per stage, so stages do not share a data stream
+# seed offsets per stream, so stages (and the evaluation) do not share data
 OFFSETS = {"vae": 0, "classifier": 50_000_000, "latents": 100_000_000, "eval": 150_000_000, "tiny_vae": 200_000_000}
-
-
-def to_model_range(pixels_uint8: np.ndarray) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in [-1, 1] (the diffusers image convention)."""
-    return torch.from_numpy(np.ascontiguousarray(pixels_uint8)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
-    x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 class ShapeBatches:
@@ -52,6 +37,7 @@ class ShapeBatches:
 
 
 def collate(samples) -> dict:
+    """pixels float [B, 3, H, W] in [-1, 1], mask float [B, 1, H, W], captions, shape and colour labels [B]."""
     return {
         "pixels": to_model_range(np.stack([s.pixels for s in samples])),
         "mask": torch.from_numpy(np.stack([s.mask for s in samples]))[:, None],
@@ -61,10 +47,10 @@ def collate(samples) -> dict:
     }
 
 
-def mixed_batch(shapes: "ShapeBatches", photos: "PhotoCrops", step: int, n_photos: int,
+def mixed_batch(shapes: ShapeBatches, photos: PhotoCrops, step: int, n_photos: int,
                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The autoencoders' batch `step`: procedural images then `n_photos` photo crops (pixels in [-1, 1]) and
-    the shape masks (zero over the photos), on `device`."""
+    """The autoencoders' batch `step`: procedural images then `n_photos` photo crops (pixels [B, 3, H, W] in
+    [-1, 1]) and the shape masks [B, 1, H, W] (zero over the photos), on `device`."""
     b = shapes(step)
     pixels = torch.cat([b["pixels"], photos(step, n_photos)]).to(device)
     mask = torch.cat([b["mask"], torch.zeros(n_photos, 1, *b["mask"].shape[-2:])]).to(device)
@@ -78,6 +64,7 @@ class PhotoCrops:
         self.bank, self.size, self.seed = PhotoBank(tuple(PHOTOS)), size, seed
 
     def __call__(self, step: int, n: int) -> torch.Tensor:
+        """n crops, float [n, 3, size, size] in [-1, 1]."""
         rng = np.random.default_rng([self.seed, step])
         names = list(PHOTOS)
         crops = [self.bank.crop(rng, names[int(rng.integers(len(names)))], self.size) for _ in range(n)]

@@ -1,10 +1,13 @@
-"""Matting effects: pixels of composites with a known alpha, the real path on a photo, errors."""
+"""Matting stages: pixels of composites with a known alpha, the real path on a photo, the two-thread form,
+the engines a stage runs on."""
 
 import pytest
 import torch
 
 from neuralframe.errors import InputError
-from neuralframe.matting import effects
+from neuralframe.matting.backgrounds import AlphaView, parse_background
+from neuralframe.matting.matters import MatteSettings
+from neuralframe.matting.stages import MatteStage, matte_stages
 from neuralframe.streaming.frame import Frame, StreamInfo
 
 
@@ -23,8 +26,8 @@ class _KnownAlpha:
         pass
 
 
-def _stage(spec, h=48, w=64):
-    stage = effects.effect_stage(spec)
+def _stage(background, h=48, w=64):
+    stage = MatteStage(background)
     stage.setup(StreamInfo(width=w, height=h, fps=30.0))
     stage.matter = _KnownAlpha()
     return stage
@@ -37,7 +40,7 @@ def _frame(h=48, w=64, seed=0):
 
 def test_replace_colour_keeps_the_person_and_paints_the_rest():
     frame = _frame()
-    out = _stage("replace:#102030").process(frame)
+    out = _stage(parse_background("#102030")).process(frame)
     assert torch.equal(out.image[:, :32], frame.image[:, :32])
     assert (out.image[:, 32:] == torch.tensor([16, 32, 48], dtype=torch.uint8)).all()
     assert out.metadata["alpha"].shape == (48, 64)
@@ -51,13 +54,13 @@ def test_replace_image_covers_the_frame(tmp_path):
     bg = np.zeros((20, 40, 3), np.uint8)
     bg[:] = (0, 0, 255)  # BGR: red
     cv2.imwrite(str(path), bg)
-    out = _stage(f"replace:{path}").process(_frame())
+    out = _stage(parse_background(str(path))).process(_frame())
     assert (out.image[:, 32:] == torch.tensor([255, 0, 0], dtype=torch.uint8)).all()
 
 
 def test_blur_smooths_the_background_only():
     frame = _frame()
-    out = _stage("blur:12").process(frame)
+    out = _stage(parse_background("blur:12")).process(frame)
     assert torch.equal(out.image[:, :32], frame.image[:, :32])
     background = out.image[:, 40:].float()
     assert background.std() < 0.3 * frame.image[:, 40:].float().std()  # noise averaged away
@@ -65,12 +68,12 @@ def test_blur_smooths_the_background_only():
 
 
 def test_matte_outputs_the_alpha_as_grey():
-    out = _stage("matte").process(_frame())
+    out = _stage(AlphaView()).process(_frame())
     assert (out.image[:, :32] == 255).all() and (out.image[:, 32:] == 0).all()
 
 
 def test_real_photo_background_is_replaced(astronaut):
-    stage = effects.effect_stage("replace:#00ff00")
+    stage = MatteStage(parse_background("#00ff00"))
     stage.setup(StreamInfo(width=512, height=512, fps=30.0))
     out = stage.process(Frame(image=astronaut, index=0, timestamp=0.0)).image
     corner = out[10:60, 450:500].float().mean((0, 1))  # background, top right
@@ -81,8 +84,8 @@ def test_real_photo_background_is_replaced(astronaut):
 
 
 def test_split_stages_give_the_same_frames(astronaut):
-    one = effects.effect_stage("blur")
-    two = effects.effect_stages("blur")
+    one = MatteStage(parse_background("blur"))
+    two = matte_stages(parse_background("blur"))
     info = StreamInfo(width=512, height=512, fps=30.0)
     one.setup(info)
     for s in two:
@@ -94,21 +97,26 @@ def test_split_stages_give_the_same_frames(astronaut):
         assert (a.int() - b.int()).abs().max() <= 1
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("sparkle", "unknown matting effect 'sparkle'"),
-    ("replace", "needs a background"),
-    ("replace:#12345", "is not #RRGGBB"),
-    ("replace:#gg0000", "is not #RRGGBB"),
-    ("replace:/nonexistent/bg.jpg", "does not exist"),
-    ("blur:soft", "is not a number"),
-    ("blur:-3", "must be positive"),
-    ("matte:1", "takes no argument"),
-])
-def test_effect_errors(spec, message):
-    with pytest.raises(InputError, match=message):
-        effects.effect_stage(spec)
+def test_a_frame_that_is_not_rgb_is_one_clear_error():
+    stage = _stage(AlphaView())
+    with pytest.raises(InputError, match=r"frame 0 is \[48, 64\], expected \[H, W, 3\]"):
+        stage.process(Frame(image=torch.zeros((48, 64), dtype=torch.uint8), index=0, timestamp=0.0))
 
 
-def test_is_matting_effect():
-    assert effects.is_matting_effect("blur:20") and effects.is_matting_effect("replace:#000000")
-    assert not effects.is_matting_effect("warm")
+def test_split_stages_say_which_stage_is_missing():
+    composite = matte_stages(parse_background("blur"))[1]
+    composite.setup(StreamInfo(width=64, height=48, fps=30.0))
+    with pytest.raises(InputError, match="a segment stage must come first"):
+        composite.process(_frame())
+
+
+def test_engines_come_from_the_app_for_other_backends():
+    """Without engines a stage runs torch; another backend's engines are built by the app and handed in."""
+    from neuralframe.export.matting import ExportedEngines, matting_engines
+    from neuralframe.matting.engines import TorchEngines
+
+    assert matting_engines("torch", "cpu") == TorchEngines("cpu")
+    assert matting_engines("onnx") == ExportedEngines("onnx")
+    stage = MatteStage(AlphaView(), MatteSettings(backend="onnx"))
+    with pytest.raises(InputError, match="needs its engines from the app"):
+        stage.setup(StreamInfo(width=64, height=48, fps=30.0))

@@ -1,0 +1,197 @@
+"""`neuralframe bench NAME`: each runs `neuralframe.bench.NAME.run(...)`, then prints its `print_summary(result)`
+(with --json: the result as one JSON object). Progress goes to stderr, dimmed."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from neuralframe.cli.options import DIFFUSERS_FOLDER_HELP, MOVING_GAUSSIANS_HELP, THREADS_HELP, JsonObject, parse_size
+from neuralframe.errors import InputError
+
+app = typer.Typer(help="Benchmarks: each prints a summary, or one JSON object with --json.", no_args_is_help=True)
+
+
+def _progress(as_json: bool):
+    """Where a benchmark says what it is doing: stderr, unless stdout is for JSON alone."""
+    from neuralframe.console import note
+
+    return None if as_json else note
+
+
+def _show(bench, result: dict, as_json: bool, **summary_options) -> None:
+    from neuralframe.console import emit_json
+
+    if as_json:
+        emit_json(result)
+    else:
+        bench.print_summary(result, **summary_options)
+
+
+@app.command("pipeline")
+def pipeline(
+    frames: int = typer.Option(240, help="Frames in the 720p test input."),
+    repeats: int = typer.Option(3, help="Alternating loop/pipeline rounds (the median is reported)."),
+    as_json: JsonObject = False,
+) -> None:
+    """Threaded pipeline vs a plain single-threaded loop: decode -> fused stage -> encode, 720p."""
+    from neuralframe.bench import pipeline as bench
+
+    _show(bench, bench.run(frames=frames, repeats=repeats, progress=_progress(as_json)), as_json)
+
+
+@app.command("splat")
+def splat(
+    quick: bool = typer.Option(False, help="A tiny run for a smoke test."),
+    as_json: JsonObject = False,
+) -> None:
+    """Gaussian-splat rasterizer: cpu kernel vs the torch reference at 10k/100k/1M Gaussians and the
+    motorcycle scene."""
+    from neuralframe.bench import splat as bench
+
+    _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)
+
+
+@app.command("nerf")
+def nerf(
+    quick: bool = typer.Option(False, help="A short run (about 30 s) for a smoke test."),
+    as_json: JsonObject = False,
+) -> None:
+    """Hash-grid NeRF: encoding throughput (cpu vs reference), training PSNR for a fixed budget, render FPS."""
+    from neuralframe.bench import nerf as bench
+
+    _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)
+
+
+@app.command("matte")
+def matte(
+    quick: bool = typer.Option(False, help="A short run (fewer frames) for a smoke test."),
+    as_json: JsonObject = False,
+) -> None:
+    """Matting end to end (decode -> segment -> refine -> composite -> encode) at 720p and 1080p, torch
+    and onnxruntime, and our segmenter next to OpenCV DNN running the same .tflite."""
+    from neuralframe.bench import matte as bench
+
+    _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)
+
+
+@app.command("data")
+def data(
+    quick: bool = typer.Option(False, help="A short run for a smoke test."),
+    as_json: JsonObject = False,
+) -> None:
+    """Generation speed of the procedural captioned shapes data (images and videos per second)."""
+    from neuralframe.bench import data as bench
+
+    _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)
+
+
+@app.command("viewer")
+def viewer(
+    scene: Optional[str] = typer.Option(None, help="Scene file (default: the bundled motorcycle)."),
+    seconds: float = typer.Option(5.0, help="Length of the scripted orbit."),
+    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT."),
+    target_fps: float = typer.Option(30.0, help="Adaptive resolution target."),
+    impl: str = typer.Option("auto", help="Renderer implementation."),
+    moving_gaussians: int = typer.Option(50_000, help=MOVING_GAUSSIANS_HELP),
+    compare: bool = typer.Option(True, help="Also run the orbit rendering every Gaussian while moving (when a "
+                                            "level of detail is in use), side by side in this run."),
+    as_json: JsonObject = False,
+) -> None:
+    """Drive the real viewer window through a scripted orbit (under Xvfb when there is no display)."""
+    from neuralframe.bench import viewer as bench
+
+    result = bench.run(scene, seconds=seconds, size=parse_size(size), target_fps=target_fps, impl=impl,
+                       moving_gaussians=moving_gaussians, compare=compare)
+    _show(bench, result, as_json)
+
+
+@app.command("export")
+def export(
+    quick: bool = typer.Option(False, help="Fewer timed runs and smaller RVM frames, for a smoke test."),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    as_json: JsonObject = False,
+) -> None:
+    """Every exportable model: torch vs onnxruntime (fp32, int8) speed on this CPU, parity error and the int8
+    accuracy change, in one run."""
+    from neuralframe.bench import export as bench
+
+    _show(bench, bench.run(quick=quick, threads=threads, progress=_progress(as_json)), as_json)
+
+
+@app.command("stream")
+def stream(
+    model: Optional[str] = typer.Option(None, "--model", help=DIFFUSERS_FOLDER_HELP),
+    size: int = typer.Option(128, help="Frame side in pixels (a multiple of 8; the issue's figure needs >= 128)."),
+    steps: str = typer.Option("30,40", help="The engine's denoising steps "
+                              "(t_index_list: indices into a 50-step LCM schedule), comma-separated."),
+    frames: int = typer.Option(60, help="Frames per timed block."),
+    blocks: int = typer.Option(3, help="Alternating engine/diffusers blocks; medians are reported."),
+    quick: bool = typer.Option(False, help="One short block, for a smoke test."),
+    classifier: Optional[str] = typer.Option(None, help="The scorer for the adherence check (default: the "
+                                                        "bundled shape-classifier)."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="Also time the engine with its networks on "
+                                "onnxruntime or tensorrt (exported graphs), in the same blocks; torch: only "
+                                "the pipeline's own modules."),
+    tiny_vae: bool = typer.Option(True, "--tiny-vae/--no-tiny-vae", help="Also time the engine with the model's "
+                                  "tiny autoencoder (FOLDER/vae_tiny), when it has one."),
+    as_json: JsonObject = False,
+) -> None:
+    """The streaming diffusion engine vs diffusers' own img2img pipeline frame by frame (the engine on torch,
+    with the tiny autoencoder, and on onnxruntime), residual CFG self vs full, the similarity filter's skip
+    rate, and temporal consistency with and without the feature bank."""
+    from neuralframe.bench import stream as bench
+
+    try:
+        t_index = tuple(int(s) for s in steps.split(","))
+    except ValueError:
+        raise InputError(f"--steps takes comma-separated integers, got '{steps}'") from None
+    if size <= 0 or size % 8:
+        raise InputError(f"--size must be a positive multiple of 8, got {size}")
+    result = bench.run(model, size=size, steps=t_index, frames=frames, blocks=blocks, quick=quick,
+                       classifier=classifier, backend=backend, tiny_vae=tiny_vae, progress=_progress(as_json))
+    _show(bench, result, as_json)
+
+
+@app.command("video")
+def video(
+    model: Optional[str] = typer.Option(None, help="The video model folder (default: the bundled one)."),
+    frames: int = typer.Option(64, min=4, help="Frames per timed run (KV cache vs recompute)."),
+    prompts: int = typer.Option(100, min=1, help="Held-out prompts for the quality measures."),
+    long_frames: int = typer.Option(1000, min=100, help="Frames of the long run (memory and time per frame)."),
+    quick: bool = typer.Option(False, help="A short run for a smoke test."),
+    as_json: JsonObject = False,
+) -> None:
+    """The causal video model: generation FPS, KV cache vs recomputing the context, flat memory and time per
+    frame over 1,000 frames, motion / frame / switch adherence."""
+    from neuralframe.bench import video as bench
+
+    result = bench.run(model, frames=frames, prompts=prompts, long_frames=long_frames, quick=quick,
+                       progress=_progress(as_json))
+    _show(bench, result, as_json)
+
+
+@app.command("ray")
+def ray(
+    frames: int = typer.Option(240, min=4, help="Frames of the render job's orbit."),
+    size: str = typer.Option("480x270", help="Render size WIDTHxHEIGHT."),
+    restyle_frames: int = typer.Option(48, min=4, help="Frames of the restyle job."),
+    rounds: int = typer.Option(2, min=1, help="Alternating rounds of each configuration (the best counts)."),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="Threads per Ray worker."),
+    job: Optional[list[str]] = typer.Option(None, "--job", help="render and/or restyle (default: both)."),
+    as_json: JsonObject = False,
+) -> None:
+    """Offline jobs on one machine vs a local Ray with 1 and 2 workers, measured in one run: FPS, scaling from
+    1 to 2 workers, and whether the outputs are identical."""
+    from neuralframe.bench import ray as bench
+    from neuralframe.distributed import require_ray
+
+    require_ray()
+    jobs = tuple(job or ("render", "restyle"))
+    for name in jobs:
+        if name not in ("render", "restyle"):
+            raise InputError(f"unknown --job '{name}': use render or restyle")
+    result = bench.run(frames=frames, size=parse_size(size), restyle_frames=restyle_frames, rounds=rounds,
+                       cpus_per_worker=cpus_per_worker, jobs=jobs, progress=_progress(as_json))
+    _show(bench, result, as_json, jobs=jobs)

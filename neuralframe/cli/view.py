@@ -1,0 +1,48 @@
+"""`neuralframe view`: a splat or NeRF scene in the desktop viewer (viewer/app.py)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from neuralframe.cli.options import MOVING_GAUSSIANS_HELP, parse_size
+from neuralframe.errors import InputError
+
+
+def view(
+    scene: Optional[str] = typer.Argument(None, help="A .ply, .splat or .spz scene, or a NeRF .safetensors "
+                                                      "(default: the bundled motorcycle)."),
+    screenshot: Optional[str] = typer.Option(None, help="Save the window's pixels to this PNG once the "
+                                                        "full-resolution frame is drawn, then exit."),
+    camera: Optional[str] = typer.Option(None, help="Start at the camera in this JSON file "
+                                                    "({viewmat, K, width, height})."),
+    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT (a --camera sets its own)."),
+    target_fps: float = typer.Option(30.0, help="Frame rate adaptive resolution holds while the camera moves."),
+    impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
+    moving_gaussians: int = typer.Option(50_000, help=MOVING_GAUSSIANS_HELP),
+    hud: bool = typer.Option(True, help="Show the overlay at start (H toggles it)."),
+    seconds: Optional[float] = typer.Option(None, help="Close after this many seconds."),
+) -> None:
+    """Open a scene in a window: left drag orbits, right drag pans, wheel zooms, WASD/QE fly, R resets,
+    +/- field of view, 1/2/3 rgb/depth/alpha, H overlay, P screenshot, Esc quits."""
+    from neuralframe.render.camera import load_cameras
+    from neuralframe.render.scene import default_scene_path, open_scene
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings, require_display
+
+    require_display()
+    opened = open_scene(scene or default_scene_path())
+    start = load_cameras(camera)[0] if camera else None
+    h, w = parse_size(size)
+    if moving_gaussians < 0:
+        raise InputError(f"--moving-gaussians must be 0 or more, got {moving_gaussians}")
+    settings = ViewerSettings(width=w, height=h, target_fps=target_fps, impl=impl, hud=hud and not screenshot,
+                              screenshot=screenshot, camera=start, max_seconds=seconds,
+                              moving_gaussians=moving_gaussians)
+    stats = ViewerApp(opened, settings).run()
+    if screenshot:
+        from neuralframe.console import console
+
+        if not stats.screenshot:
+            raise InputError("the window closed before the full-resolution frame was drawn: no screenshot saved")
+        console.print(f"wrote [bold]{stats.screenshot}[/]", highlight=False)
