@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
@@ -60,6 +60,17 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
                 progress.update(task, **kw)
 
         yield _Bar()
+
+
+@contextlib.contextmanager
+def steps(description: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the step under way (`step("writing")`); it leaves nothing behind, so an
+    error after it is still one line. Quiet when disabled or when stderr is not a terminal."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda text: None
+        return
+    with err_console.status(description) as status:
+        yield lambda text: status.update(f"{description}: {text}")
 
 
 def run_with_progress(pipeline, description: str | None = None, limit: int | None = None, enabled: bool = True):

@@ -3,13 +3,14 @@
 Each command group has a file here that only parses arguments and hands them to the library; options.py
 holds what several share. The tree, in the order `neuralframe --help` lists it:
 
-    info            info.py      versions, threads, devices, capabilities (apps/info.py)
+    info [SCENE]    info.py      versions, threads, devices, capabilities (apps/info.py); a scene file
     demo            demo.py      the bundled tour (apps/demo.py)
     stream          stream.py    a source through an effect into a sink, live (apps/stream.py)
     restyle         restyle.py   a video through streaming diffusion, offline (apps/restyle.py)
     matte           matte.py     people cut out of a video, offline (apps/matte.py)
     view            view.py      a scene in the desktop viewer (viewer/app.py)
     render          render.py    a camera path of a scene to a video (apps/render.py)
+    convert         convert.py   a splat scene from one format to another (apps/convert.py)
     generate-image  generate.py  text to image (generate/models/folder.py)
     export          export.py    a model to ONNX or TensorRT (export/run.py)
     generate        generate.py  text to video (apps/generate.py)
@@ -30,7 +31,8 @@ from typing import Any, Optional
 
 import typer
 
-from neuralframe.cli import bench, data, demo, export, generate, info, matte, render, restyle, stream, train, view
+from neuralframe.cli import (bench, convert, data, demo, export, generate, info, matte, render, restyle, stream,
+                             train, view)
 from neuralframe.cli import eval as evaluation
 from neuralframe.cli.options import expand_ray_flag, plain_help
 from neuralframe.errors import NeuralframeError, PipelineError
@@ -51,6 +53,7 @@ app.command("restyle")(restyle.restyle)
 app.command("matte")(matte.matte)
 app.command("view")(view.view)
 app.command("render")(render.render)
+app.command("convert")(convert.convert)
 app.command("generate-image")(generate.generate_image)
 app.command("export")(export.export)
 app.command("generate")(generate.generate)

@@ -87,6 +87,19 @@ def data(
     _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)
 
 
+@app.command("formats")
+def formats(
+    quick: bool = typer.Option(False, help="A smaller capture-like scene (200,000 Gaussians, not 2 million)."),
+    repeats: int = typer.Option(2, min=1, help="Timed runs of each save and load; the best is reported."),
+    as_json: JsonObject = False,
+) -> None:
+    """Every scene format that writes, on the bundled scene and a capture-sized SH-3 one: bytes per Gaussian,
+    save and load time, and the render PSNR of what is read back against the source."""
+    from neuralframe.bench import formats as bench
+
+    _show(bench, bench.run(quick=quick, repeats=repeats, progress=_progress(as_json)), as_json)
+
+
 @app.command("viewer")
 def viewer(
     scene: Optional[str] = typer.Option(None, help="Scene file (default: the bundled motorcycle)."),

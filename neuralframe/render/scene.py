@@ -182,7 +182,12 @@ def register_format(extensions: tuple[str, ...], opener: Callable[[Path], Any]) 
         _FORMATS[ext.lower()] = opener
 
 
-register_format((".ply", ".splat", ".spz"), SplatScene.load)
+def _register_splat_formats() -> None:
+    """Every splat format's extensions (`render/splat/formats`), registered on first use: importing
+    the format registry loads torch, and importing this module must not."""
+    from neuralframe.render.splat.formats import suffixes
+
+    register_format(suffixes(), SplatScene.load)
 
 
 class NerfScene:
@@ -248,9 +253,16 @@ def open_scene(path: str | Path) -> Scene:
     p = Path(path)
     if not p.exists():
         raise InputError(f"scene '{p}' does not exist")
+    _register_splat_formats()
+    name = p.name.lower()
+    # the longest registered ending wins (".compressed.ply" over ".ply", "meta.json" for a SOG folder)
+    ending = max((e for e in _FORMATS if name.endswith(e)), key=len, default=None)
     if p.is_dir():
-        raise InputError(f"scene '{p}' is a folder: give a .ply, .splat, .spz or NeRF .safetensors file")
-    opener = _FORMATS.get(p.suffix.lower())
+        folder_form = [e for e in _FORMATS if not e.startswith(".") and (p / e).is_file()]
+        if not folder_form:
+            raise InputError(f"scene '{p}' is a folder: give a scene file ({', '.join(sorted(_FORMATS))})")
+        ending = folder_form[0]
+    opener = _FORMATS.get(ending) if ending is not None else None
     if opener is None:
         known = ", ".join(sorted(_FORMATS))
         raise InputError(f"scene '{p}' has an unknown format '{p.suffix}': neuralframe opens {known}")

@@ -74,9 +74,10 @@ def _quaternion(R: torch.Tensor) -> torch.Tensor:
     return q
 
 
-def coarser(g: Gaussians) -> Gaussians:
+def coarser(g: Gaussians, max_pairs: int | None = None) -> Gaussians:
     """The next level: the Gaussians of `g` merged in pairs of spatial neighbours (see the module docstring);
-    neighbours further apart than `MERGE_REACH` times their sizes stay as they are."""
+    neighbours further apart than `MERGE_REACH` times their sizes stay as they are. With `max_pairs`, only
+    that many pairs merge, the closest for their sizes first (`neuralframe convert --max-gaussians`)."""
     n = g.n
     if n < 2:
         return g
@@ -86,7 +87,11 @@ def coarser(g: Gaussians) -> Gaussians:
     pairs = n // 2
     a, b = order[0:2 * pairs:2], order[1:2 * pairs:2]
     reach = MERGE_REACH * (g.scales[a].double().max(1).values.exp() + g.scales[b].double().max(1).values.exp())
-    near = (means[a] - means[b]).norm(dim=1) <= reach
+    gap = (means[a] - means[b]).norm(dim=1) / reach
+    near = gap <= 1.0
+    if max_pairs is not None and int(near.sum()) > max_pairs:
+        near = torch.zeros_like(near)
+        near[torch.argsort(gap, stable=True)[:max(max_pairs, 0)]] = True
     rest = torch.cat([a[~near], b[~near], order[2 * pairs:]])  # too far apart, and an odd one out: kept as they are
     a, b = a[near], b[near]
 

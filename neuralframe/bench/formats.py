@@ -1,0 +1,117 @@
+"""`neuralframe bench formats`: every scene format that writes, on the bundled scene and on a capture-sized
+one, side by side in one run.
+
+Per scene and format: bytes per Gaussian, save and load seconds (the best of `repeats` timed runs, the
+same for every format), the count read back, and the PSNR of the read-back scene's render against the
+source's from one camera close on the scene (`render_psnr_db`; inf when identical). Scenes: the bundled
+motorcycle (92,500 Gaussians, SH degree 0) and a procedural capture-like scene at SH degree 3
+(`render.splat.procedural.surface_scene`, 2,000,000 Gaussians; `--quick`: 200,000).
+
+Checks (each an absolute floor): every format reads back every Gaussian; the lossless formats (ply, glb)
+render at >= 45 dB; each quantised format at or above the floor its precision allows (`PSNR_FLOORS`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+LOSSLESS_DB = 45.0
+# measured floors a little under what each format gave on both scenes (benchmarks/formats.json)
+PSNR_FLOORS = {"ply": LOSSLESS_DB, "glb": LOSSLESS_DB, "spz": 35.0, "compressed-ply": 30.0, "sog": 28.0,
+               "splat": 20.0}
+EXTENSIONS = {"ply": ".ply", "glb": ".glb", "spz": ".spz", "compressed-ply": ".compressed.ply", "sog": ".sog",
+              "splat": ".splat"}
+
+
+def _psnr(source, other, width: int = 320, height: int = 240) -> float:
+    from neuralframe.render.scene import Bounds, frame_bounds, robust_bounds
+    from neuralframe.render.splat import rasterize
+
+    bounds = robust_bounds(source.means)
+    camera = frame_bounds(Bounds(bounds.center, 0.5 * bounds.radius), width, height, azimuth_deg=30.0)
+    a = rasterize(source, camera).rgb.clamp(0, 1)
+    b = rasterize(other, camera).rgb.clamp(0, 1)
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else round(10 * math.log10(1.0 / mse), 2)
+
+
+def _best(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    best, value = math.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def run(quick: bool = False, repeats: int = 2, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the benchmark and return its JSON-serialisable result (see the module docstring)."""
+    from neuralframe.assets import asset
+    from neuralframe.backend.device import machine_info
+    from neuralframe.render.splat.formats import FORMATS, load, save
+    from neuralframe.render.splat.procedural import surface_scene
+
+    say = progress or (lambda message: None)
+    names = [f.name for f in FORMATS if f.writes and f.name in EXTENSIONS]
+    big = 200_000 if quick else 2_000_000
+    scenes = {"motorcycle": lambda: load(asset("scenes", "motorcycle.ply")),
+              f"surface_{big // 1000}k_sh3": lambda: surface_scene(big, seed=0, sh_degree=3)}
+    result: dict = {"machine": machine_info(), "repeats": repeats, "formats": names, "scenes": {}}
+    work = Path(tempfile.mkdtemp(prefix="nf-bench-formats-"))
+    try:
+        for scene_name, make in scenes.items():
+            say(f"{scene_name}: building")
+            g = make()
+            rows = {}
+            for name in names:
+                path = work / f"{scene_name}{EXTENSIONS[name]}"
+                say(f"{scene_name}: {name} save")
+                save_s, _ = _best(lambda: save(g, path), repeats)
+                say(f"{scene_name}: {name} load")
+                load_s, back = _best(lambda: load(path), repeats)
+                say(f"{scene_name}: {name} render")
+                rows[name] = {"bytes_per_gaussian": round(_size(path) / g.n, 2), "save_s": round(save_s, 3),
+                              "load_s": round(load_s, 3), "gaussians_read": back.n,
+                              "render_psnr_db": _psnr(g, back)}
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            result["scenes"][scene_name] = {"gaussians": g.n, "sh_degree": g.sh_degree, "results": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    checks = {}
+    for scene_name, scene in result["scenes"].items():
+        for name, row in scene["results"].items():
+            checks[f"{scene_name}_{name}_all_gaussians_read"] = row["gaussians_read"] == scene["gaussians"]
+            checks[f"{scene_name}_{name}_psnr_at_least_{PSNR_FLOORS.get(name, 0)}"] = (
+                row["render_psnr_db"] >= PSNR_FLOORS.get(name, 0))
+    result["checks"] = checks
+    result["all_checks_pass"] = all(checks.values())
+    result["load_average"] = os.getloadavg()[0]
+    return result
+
+
+def print_summary(result: dict) -> None:
+    """`result` as `neuralframe bench formats` prints it: a table per scene, then the checks."""
+    from rich.table import Table
+
+    from neuralframe.console import console
+
+    for scene_name, scene in result["scenes"].items():
+        table = Table(title=f"{scene_name}: {scene['gaussians']:,} Gaussians, SH degree {scene['sh_degree']}")
+        for column in ("format", "bytes/Gaussian", "save s", "load s", "read back", "render PSNR dB"):
+            table.add_column(column, justify="right" if column != "format" else "left")
+        for name, row in scene["results"].items():
+            table.add_row(name, f"{row['bytes_per_gaussian']:.2f}", f"{row['save_s']:.3f}", f"{row['load_s']:.3f}",
+                          f"{row['gaussians_read']:,}", f"{row['render_psnr_db']}")
+        console.print(table)
+    failed = [name for name, ok in result["checks"].items() if not ok]
+    console.print("all checks pass" if not failed else f"[red]failed checks[/]: {', '.join(failed)}", highlight=False)
