@@ -7,7 +7,7 @@ source's from one camera close on the scene (`render_psnr_db`; inf when identica
 motorcycle (92,500 Gaussians, SH degree 0) and a procedural capture-like scene at SH degree 3
 (`render.splat.procedural.surface_scene`, 2,000,000 Gaussians; `--quick`: 200,000).
 
-Checks (each an absolute floor): every format reads back every Gaussian; the lossless formats (ply, glb)
+Checks (each an absolute floor): every format reads back every Gaussian; the lossless formats (ply, gltf as .glb)
 render at >= 45 dB; each quantised format at or above the floor its precision allows (`PSNR_FLOORS`).
 """
 
@@ -23,9 +23,9 @@ from typing import Callable
 
 LOSSLESS_DB = 45.0
 # measured floors a little under what each format gave on both scenes (benchmarks/formats.json)
-PSNR_FLOORS = {"ply": LOSSLESS_DB, "glb": LOSSLESS_DB, "spz": 35.0, "compressed-ply": 30.0, "sog": 28.0,
+PSNR_FLOORS = {"ply": LOSSLESS_DB, "gltf": LOSSLESS_DB, "spz": 35.0, "compressed-ply": 30.0, "sog": 28.0,
                "splat": 20.0}
-EXTENSIONS = {"ply": ".ply", "glb": ".glb", "spz": ".spz", "compressed-ply": ".compressed.ply", "sog": ".sog",
+EXTENSIONS = {"ply": ".ply", "gltf": ".glb", "spz": ".spz", "compressed-ply": ".compressed.ply", "sog": ".sog",
               "splat": ".splat"}
 
 

@@ -43,6 +43,7 @@ def test_training_writes_a_model_and_resumes_from_its_checkpoint(trained):
     assert more["steps"] == 3  # continued from step 2, not from 0
 
 
+@pytest.mark.timeout(900)  # a 20-setting sampling sweep: about 3 minutes alone on 2 cores, more on a loaded machine
 def test_assemble_writes_a_folder_generate_can_read(trained, tmp_path):
     from neuralframe.generate.train.video import assemble_video
     from neuralframe.generate.video.generate import CausalVideoGenerator

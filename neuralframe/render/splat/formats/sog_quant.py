@@ -5,17 +5,20 @@
   tails (the few very large Gaussians) keep codebook entries of their own, as splat-transform's does.
 - `palette`: the higher-order SH palette, k-means over whole SH vectors. A flat k-means with 65,536
   centres over two million 45-dimensional vectors costs ~6e12 operations a pass, so the palette is built
-  as a tree: k-means into at most `BRANCH` groups, the leaves shared out in proportion to each group's
-  size, recursing until a group needs at most `BRANCH` leaves. Each point meets at most `BRANCH` centres a
-  level, so the cost is N * BRANCH * depth instead of N * K.
+  as a balanced tree: k-means (k-means++ seeds) into about K^(1/levels) groups, levels = ceil(log_256 K),
+  the leaves shared out in proportion to each group's size, recursing until a group's leaves are one
+  k-means. Each point meets at most `BRANCH` centres a level: N * BRANCH * depth instead of N * K.
 - `morton_order`: the texel order, along a 3-D Morton curve so that neighbouring texels hold nearby
   Gaussians and the lossless WebP images compress.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+import torch
 
 BRANCH = 256  # centres one k-means step considers (the tree's fan-out)
 TRAIN_PER_CENTRE = 32  # k-means trains on at most this many points per centre (a seeded subsample)
@@ -123,28 +126,42 @@ def palette(x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
         return x.copy(), np.arange(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
     labels = np.empty(n, np.int64)
-    centres: list[np.ndarray] = []
-    _tree(x, np.arange(n), k, rng, labels, centres)
-    return np.concatenate(centres).astype(np.float32), labels
+    out: list = [0]  # the leaf count, then the leaf centres
+    threads = torch.get_num_threads()
+    # one thread: these are many small products, and BLAS threads waiting on each other (worse on a busy
+    # machine) cost more than a second core gains (measured: 0.2 ms vs 10 ms a 400 x 256 block)
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            _tree(torch.from_numpy(x), np.arange(n), k, rng, labels, out)
+    finally:
+        torch.set_num_threads(threads)
+    return torch.cat(out[1:]).numpy().astype(np.float32), labels
 
 
 def _tree(x, idx, k, rng, labels, out) -> None:
-    """Share `k` leaves among the points `idx` of `x`; appends leaf centres to `out` (their labels are
-    their running index over everything appended so far)."""
-    first = sum(len(c) for c in out)
+    """Share `k` leaves among the points `idx` of `x`: appends leaf centres to `out` (a leaf's label is its
+    row over all of `out`, counted in `out[0]`). A group gets about k^(1/levels) children, levels =
+    ceil(log_BRANCH k), so the tree is balanced and each k-means meets at most BRANCH centres."""
+    first = out[0]
     if k <= 1 or len(idx) <= 1:
         labels[idx] = first
-        out.append(x[idx].mean(axis=0, keepdims=True))
+        out.append(x[torch.from_numpy(idx)].mean(dim=0, keepdim=True))
+        out[0] += 1
         return
     if len(idx) <= k:
         labels[idx] = first + np.arange(len(idx))
-        out.append(x[idx])
+        out.append(x[torch.from_numpy(idx)])
+        out[0] += len(idx)
         return
-    groups = min(k, BRANCH)
-    c, lab = _kmeans(x[idx], groups, rng)
+    levels = math.ceil(math.log(k) / math.log(BRANCH) - 1e-9)
+    groups = min(k, BRANCH, math.ceil(k ** (1.0 / levels) - 1e-9))
+    c, lab = _kmeans(x[torch.from_numpy(idx)], groups, rng)
+    lab = lab.numpy()
     if groups == k:
         labels[idx] = first + lab
         out.append(c)
+        out[0] += k
         return
     members = np.bincount(lab, minlength=groups)
     share = _apportion(members, k)
@@ -156,28 +173,26 @@ def _tree(x, idx, k, rng, labels, out) -> None:
 
 
 def _apportion(members: np.ndarray, k: int) -> np.ndarray:
-    """Split k leaves among groups in proportion to their sizes (largest remainder): each non-empty group
-    gets at least one and none more leaves than points. Needs k >= the non-empty groups and < the points."""
+    """Split k leaves among groups: one for each non-empty group, the rest in proportion to the points
+    beyond each group's first (largest remainder), so no group gets more leaves than points. Needs
+    k >= the non-empty groups and k < the points."""
     share = (members > 0).astype(np.int64)
-    ideal = members / members.sum() * k
-    share += np.minimum(np.floor(np.maximum(ideal - share, 0)).astype(np.int64), members - share)
-    left = k - int(share.sum())
-    while left > 0:
-        room = members - share
-        order = np.argsort(-(ideal - share), kind="stable")
-        order = order[room[order] > 0][:left]
-        share[order] += 1
-        left -= len(order)
-    return share
+    beyond = members - share
+    ideal = beyond / beyond.sum() * (k - share.sum())
+    extra = np.floor(ideal).astype(np.int64)
+    left = k - int(share.sum() + extra.sum())
+    extra[np.argsort(extra - ideal, kind="stable")[:left]] += 1  # largest fractions first
+    return share + extra
 
 
-def _kmeans(x: np.ndarray, k: int, rng, iterations: int = ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means of `x` into k centres: trained on a seeded subsample, then every point assigned and
-    the centres moved to their members' means once. Empty centres are re-seeded at the point farthest
-    from its centre."""
+def _kmeans(x: torch.Tensor, k: int, rng, iterations: int = ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means of `x` into k centres (k-means++ seeds): trained on a seeded subsample, then every
+    point assigned and
+    the centres moved to their members' means once. Empty centres are re-seeded at the worst-fitted
+    points."""
     n = len(x)
     train = x if n <= TRAIN_PER_CENTRE * k else x[rng.choice(n, TRAIN_PER_CENTRE * k, replace=False)]
-    c = train[rng.choice(len(train), k, replace=False)].copy()
+    c = _seeds(train, k, rng)
     for _ in range(iterations):
         lab, dist = _assign(train, c)
         c = _means(train, lab, c, dist)
@@ -185,35 +200,42 @@ def _kmeans(x: np.ndarray, k: int, rng, iterations: int = ITERATIONS) -> tuple[n
     return _means(x, lab, c, dist), lab
 
 
-def _assign(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _seeds(x: torch.Tensor, k: int, rng) -> torch.Tensor:
+    """k-means++ seeding: each next centre drawn with probability proportional to the squared distance to
+    the nearest centre so far (so separate clusters each get a centre)."""
+    pick = [int(rng.integers(len(x)))]
+    d = ((x - x[pick[0]]) ** 2).sum(dim=1).double()
+    for u in rng.random(k - 1):
+        cum = torch.cumsum(d, 0)
+        i = int(torch.searchsorted(cum, torch.tensor([u * float(cum[-1])], dtype=torch.float64)).clamp(max=len(x) - 1))
+        pick.append(i)
+        d = torch.minimum(d, ((x - x[i]) ** 2).sum(dim=1).double())
+    return x[pick].clone()
+
+
+def _assign(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of each row, and the squared distance to it (blocked matrix products)."""
-    cc = (c.astype(np.float32) ** 2).sum(axis=1)
-    lab = np.empty(len(x), np.int64)
-    dist = np.empty(len(x), np.float32)
+    cc = (c * c).sum(dim=1)
+    lab = torch.empty(len(x), dtype=torch.int64)
+    dist = torch.empty(len(x))
     for s in range(0, len(x), CHUNK):
         b = x[s:s + CHUNK]
-        d = cc[None, :] - 2.0 * (b @ c.T)
-        lab[s:s + CHUNK] = j = d.argmin(axis=1)
-        dist[s:s + CHUNK] = d[np.arange(len(b)), j] + (b * b).sum(axis=1)
+        d = torch.addmm(cc[None, :], b, c.T, alpha=-2.0)
+        best = d.min(dim=1)
+        lab[s:s + CHUNK] = best.indices
+        dist[s:s + CHUNK] = best.values + (b * b).sum(dim=1)
     return lab, dist
 
 
-def _means(x, lab, c, dist) -> np.ndarray:
-    k = len(c)
-    count = np.bincount(lab, minlength=k)
-    total = np.zeros_like(c, dtype=np.float64)
-    np.add.at(total, lab, x) if len(x) < 4096 else _scatter_add(total, lab, x)
-    moved = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], c).astype(np.float32)
-    empty = np.flatnonzero(count == 0)
+def _means(x: torch.Tensor, lab: torch.Tensor, c: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    count = torch.bincount(lab, minlength=len(c))
+    total = torch.zeros(c.shape, dtype=torch.float64).index_add_(0, lab, x.double())
+    moved = torch.where(count[:, None] > 0, total / count.clamp(min=1)[:, None], c.double()).float()
+    empty = torch.nonzero(count == 0).flatten()
     if len(empty):  # re-seed at the worst-fitted points
-        worst = np.argsort(-dist)[:len(empty)]
+        worst = torch.argsort(dist, descending=True)[:len(empty)]
         moved[empty[:len(worst)]] = x[worst]
     return moved
-
-
-def _scatter_add(total: np.ndarray, lab: np.ndarray, x: np.ndarray) -> None:
-    for d in range(x.shape[1]):
-        total[:, d] = np.bincount(lab, weights=x[:, d], minlength=len(total))
 
 
 def _part1by2(v: np.ndarray) -> np.ndarray:
