@@ -6,15 +6,12 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import JsonObject
-
-FORMATS_HELP = (".ply, .compressed.ply, .splat, .spz, .sog (or a SOG folder / its meta.json), .glb/.gltf "
-                "(KHR_gaussian_splatting), .ksplat (read only)")
+from neuralframe.cli.options import SCENE_FORMATS, JsonObject
 
 
 def convert(
-    input: str = typer.Argument(..., help=f"The scene to read: {FORMATS_HELP}."),
-    output: str = typer.Argument(..., help="The new file; its extension picks the format."),
+    input: str = typer.Argument(..., help=f"The scene to read: {SCENE_FORMATS}."),
+    output: str = typer.Argument(..., help="The new file; its extension picks the format (any of the input's except .ksplat)."),
     sh_degree: Optional[int] = typer.Option(None, "--sh-degree", min=0, max=3,
                                             help="Keep spherical-harmonic bands up to this degree (0 = colour "
                                                  "only). Default: all the input has."),

@@ -47,6 +47,11 @@ def plain_help(command: Any) -> None:
         plain_help(sub)
 
 
+# the splat formats neuralframe.render.splat.formats reads (kept here as text: importing the registry loads torch)
+SCENE_FORMATS = (".ply, .compressed.ply, .splat, .spz, .sog (or a SOG folder / its meta.json), .glb/.gltf "
+                 "(KHR_gaussian_splatting), .ksplat")
+
+
 # ---- --json: the run report (product commands) or one JSON object (benchmarks, evaluations) ----
 
 JsonReport = Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from neuralframe.cli.options import (CpusPerWorker, JsonReport, Ray, UnitFrames, Workers, parse_size, print_ray_run,
-                                     ray_settings)
+from neuralframe.cli.options import (SCENE_FORMATS, CpusPerWorker, JsonReport, Ray, UnitFrames, Workers, parse_size,
+                                     print_ray_run, ray_settings)
 
 
 def render(
-    scene: str = typer.Argument(..., help="A .ply, .splat or .spz scene, or a NeRF .safetensors."),
+    scene: str = typer.Argument(..., help=f"A splat scene ({SCENE_FORMATS}) or a NeRF .safetensors."),
     out: str = typer.Option(..., "--out", "-o", help="The video to write (.mp4, .mkv, .mov) or a folder for PNGs."),
     path: str = typer.Option("orbit", help="orbit (all around), arc (a sweep around the start view, for scenes "
                                             "captured from one side), or a JSON file with a list of cameras "

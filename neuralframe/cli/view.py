@@ -6,12 +6,12 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import MOVING_GAUSSIANS_HELP, parse_size
+from neuralframe.cli.options import MOVING_GAUSSIANS_HELP, SCENE_FORMATS, parse_size
 from neuralframe.errors import InputError
 
 
 def view(
-    scene: Optional[str] = typer.Argument(None, help="A .ply, .splat or .spz scene, or a NeRF .safetensors "
+    scene: Optional[str] = typer.Argument(None, help=f"A splat scene ({SCENE_FORMATS}) or a NeRF .safetensors "
                                                       "(default: the bundled motorcycle)."),
     screenshot: Optional[str] = typer.Option(None, help="Save the window's pixels to this PNG once the "
                                                         "full-resolution frame is drawn, then exit."),

@@ -124,3 +124,17 @@ def test_a_nerf_scene_runs_its_network_on_the_engine_handed_in(tmp_path):
     scene.use_engine(None)
     assert scene.backend == "torch" and torch.equal(scene.render(cam, background=(0.0, 0.0, 1.0)).rgb, torch_render.rgb)
     assert float(torch_render.alpha.max()) > 0.0
+
+
+@pytest.mark.parametrize("name", ["scene.ply", "scene.compressed.ply", "scene.splat", "scene.spz", "scene.sog",
+                                  "scene.glb", "scene.gltf"])
+def test_open_scene_opens_every_format_it_writes(tmp_path, name):
+    """What the viewer, `render` and the Ray jobs call: every format opens as a splat scene and renders."""
+    from neuralframe.render.splat import procedural, save
+
+    g = procedural.surface_scene(600, seed=3, sh_degree=1)
+    save(g, tmp_path / name)
+    scene = open_scene(tmp_path / name)
+    assert scene.describe()["gaussians"] == 600
+    frame = scene.render(scene.initial_camera(48, 32))
+    assert frame.rgb.shape == (32, 48, 3) and float(frame.alpha.max()) > 0.5
