@@ -170,7 +170,7 @@ def _alpha(frame: Frame):
 
 def open_job(job: MatteJob) -> tuple[Source, Sink]:
     """The job's checked source and its outputs (one sink, or a tee of them); nothing is opened yet."""
-    from neuralframe.streaming.sinks import parse_sink
+    from neuralframe.streaming.sinks import parse_sink, refuse_input_as_output
     from neuralframe.streaming.sources import VideoFileSource, parse_source
 
     if not (job.out or job.alpha or job.rgba):
@@ -181,6 +181,7 @@ def open_job(job: MatteJob) -> tuple[Source, Sink]:
     if text == "pattern" or text.startswith("webcam"):
         raise InputError(f"'{job.input}' is live or synthetic: `matte` takes a video file or an image folder "
                          "(use `neuralframe stream` for a webcam)")
+    refuse_input_as_output(text, job.out, job.alpha, job.rgba)
     source = parse_source(text, frames=job.frames, fps=job.fps)
     if not isinstance(source, VideoFileSource) and not Path(text).is_dir():
         raise InputError(f"input '{job.input}' must be a video file or an image folder")

@@ -79,6 +79,7 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
         raise InputError(f"unknown policy '{settings.policy}': use auto, block or latest")
     if settings.frames is not None and settings.frames <= 0:
         raise InputError(f"--frames must be positive, got {settings.frames}")
+    sinks.refuse_input_as_output(settings.source, settings.out)
     source_size = settings.size if settings.source == "pattern" else None
     source = sources.parse_source(settings.source, frames=settings.frames, size=source_size, fps=settings.fps,
                                   loop=settings.loop)

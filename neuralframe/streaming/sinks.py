@@ -404,3 +404,17 @@ def parse_sink(spec: str | None, *, fps: float | None = None) -> Sink:
         if path.suffix.lower() in (".avi", ".webm", ".gif", ".m4v"):
             raise OutputError(f"cannot write '{path}': video output is .mp4, .mkv or .mov")
     return ImageFolderSink(path)
+
+
+def refuse_input_as_output(source: str | None, *outputs: str | None) -> None:
+    """An OutputError, before any work, when an output names the input file or folder (the same path, or the
+    same file through a link): writing it would replace the user's video with the result."""
+    if not source or not Path(source).exists():
+        return
+    for out in outputs:
+        if not out or out == "window" or out == VIRTUALCAM or out.startswith(VIRTUALCAM + ":"):
+            continue
+        path = Path(out)
+        if path.exists() and os.path.samefile(source, path):
+            raise OutputError(f"output '{out}' is the input '{source}': write the result to another name (the "
+                              "input is left as it is)")
