@@ -12,7 +12,16 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import RAY_HELP, CpusPerWorker, Workers, ray_settings
+from neuralframe.cli.options import (
+    RAY_HELP,
+    CpusPerWorker,
+    Workers,
+    at_least_one,
+    finite_number,
+    positive_number,
+    ray_settings,
+    torch_device,
+)
 from neuralframe.errors import InputError
 
 VIDEO_PROMPT_HELP = ('"TEXT:FRAME": switch to TEXT at FRAME (repeatable), e.g. --prompt "a large green heart rotating '
@@ -33,10 +42,12 @@ def generate(
                                         "AnimateDiff, ...), run through diffusers' own pipeline."),
     show: bool = typer.Option(False, "--show", help="Also show the frames live in a window."),
     upscale: int = typer.Option(4, help="Write the frames this many times larger (bicubic), for viewing."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of the video (default: the model's, 8)."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of the video (default: the model's, 8).",
+                                       callback=positive_number),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help="Decode with the base model's tiny autoencoder."),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    steps: Optional[int] = typer.Option(None, help="Denoising steps of a diffusers folder (its default if unset)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto.", callback=torch_device),
+    steps: Optional[int] = typer.Option(None, help="Denoising steps of a diffusers folder (its default if unset).",
+                                       callback=at_least_one),
     prompts_file: Optional[str] = typer.Option(None, "--prompts", help="A text file with one prompt per line: one "
                                                "clip each, into the folder -o names (clip_0000.mp4, ..., "
                                                "prompts.json)."),
@@ -118,7 +129,8 @@ def generate_image(
     out: str = typer.Option(..., "--out", "-o", help="The PNG to write."),
     steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model card's, else 4)."),
     seed: int = typer.Option(0, help="Noise seed."),
-    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's or pipeline's)."),
+    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's or pipeline's).",
+                                          callback=finite_number),
     model: Optional[str] = typer.Option(None, help="A local diffusers Stable-Diffusion-family folder "
                                                   "(default: the bundled tiny-shapes model)."),
     backend: str = typer.Option("torch", help="Where the text encoder, UNet and decoder run: torch, onnxruntime "

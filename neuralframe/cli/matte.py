@@ -19,8 +19,20 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import (BACKEND_HELP, MODEL_HELP, RATIO_HELP, CpusPerWorker, JsonReport, Ray, UnitFrames,
-                                     Workers, matting_backend, print_ray_run, ray_settings)
+from neuralframe.cli.options import (
+    BACKEND_HELP,
+    MODEL_HELP,
+    RATIO_HELP,
+    CpusPerWorker,
+    JsonReport,
+    Ray,
+    UnitFrames,
+    Workers,
+    matting_backend,
+    positive_number,
+    print_ray_run,
+    ray_settings,
+)
 
 
 def matte(
@@ -30,7 +42,8 @@ def matte(
     rgba: Optional[str] = typer.Option(None, help="Also write RGBA PNGs (foreground + alpha) into this new folder."),
     background: str = typer.Option("#00b140", help="#RRGGBB, an image, a video (looped) or blur[:STRENGTH]."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs.",
+                                       callback=positive_number),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),

@@ -8,6 +8,7 @@ paragraph to the terminal.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Optional
 
 import typer
@@ -26,6 +27,24 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     if w <= 0 or h <= 0:
         raise InputError(f"size '{text}' must be positive")
     return h, w
+
+
+def _checked(test, says: str):
+    """A typer callback that lets a value through when `test(value)` holds (or it is unset) and otherwise
+    raises an InputError naming the option: one line and exit code 2, before any work."""
+    def callback(param: typer.CallbackParam, value):
+        if value is not None and not test(value):
+            raise InputError(f"{param.opts[0]} {says}, got {value}")
+        return value
+
+    return callback
+
+
+positive_number = _checked(lambda v: math.isfinite(v) and v > 0, "must be a positive number")
+finite_number = _checked(math.isfinite, "must be a finite number")
+at_least_one = _checked(lambda v: v >= 1, "must be at least 1")
+torch_device = _checked(lambda v: v in ("cpu", "cuda", "auto") or (v.startswith("cuda:") and v[5:].isdigit()),
+                        "must be cpu, cuda, cuda:N or auto")
 
 
 def plain_help(command: Any) -> None:

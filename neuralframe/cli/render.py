@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from neuralframe.cli.options import (SCENE_FORMATS, CpusPerWorker, JsonReport, Ray, UnitFrames, Workers, parse_size,
-                                     print_ray_run, ray_settings)
+from neuralframe.cli.options import (
+    SCENE_FORMATS,
+    CpusPerWorker,
+    JsonReport,
+    Ray,
+    UnitFrames,
+    Workers,
+    parse_size,
+    positive_number,
+    print_ray_run,
+    ray_settings,
+)
 
 
 def render(
@@ -20,7 +30,7 @@ def render(
                                             "(interpolated)."),
     frames: int = typer.Option(120, help="Number of frames."),
     size: str = typer.Option("960x540", help="Orbit frame size WIDTHxHEIGHT."),
-    fps: float = typer.Option(30.0, help="Video frame rate."),
+    fps: float = typer.Option(30.0, help="Video frame rate.", callback=positive_number),
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
     backend: str = typer.Option("torch", help="NeRF scenes: where the field's network runs: torch, onnxruntime "
                                               "(exported once with parity checks, then cached) or tensorrt."),

@@ -10,9 +10,25 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import (BANK_HELP, CFG_HELP, DIFFUSERS_FOLDER_HELP, GUIDANCE_HELP, PROMPT_HELP,
-                                     STEPS_HELP, TINY_VAE_HELP, CpusPerWorker, JsonReport, Ray, UnitFrames, Workers,
-                                     parse_size, print_ray_run, ray_settings)
+from neuralframe.cli.options import (
+    BANK_HELP,
+    CFG_HELP,
+    DIFFUSERS_FOLDER_HELP,
+    GUIDANCE_HELP,
+    PROMPT_HELP,
+    STEPS_HELP,
+    TINY_VAE_HELP,
+    CpusPerWorker,
+    JsonReport,
+    Ray,
+    UnitFrames,
+    Workers,
+    finite_number,
+    parse_size,
+    positive_number,
+    print_ray_run,
+    ray_settings,
+)
 
 DIFFUSE_BACKEND_HELP = ("Where the networks run: torch, onnxruntime or tensorrt (the model's text encoder, UNet and "
                         "autoencoder exported to ONNX once, with parity checks, and cached by the weights' hash; "
@@ -26,13 +42,14 @@ def restyle(
     model: Optional[str] = typer.Option(None, "--model", help=DIFFUSERS_FOLDER_HELP),
     steps: str = typer.Option("30,40", help=STEPS_HELP),
     cfg: Optional[str] = typer.Option(None, "--cfg", help=CFG_HELP),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help=GUIDANCE_HELP),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help=GUIDANCE_HELP, callback=finite_number),
     bank: bool = typer.Option(False, "--bank", help=BANK_HELP),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help=TINY_VAE_HELP),
     size: Optional[str] = typer.Option(None, help="Working size WIDTHxHEIGHT, multiples of 8 (default: the "
                                                   "input's aspect, shorter side at the model's size, >= 128)."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output.",
+                                       callback=positive_number),
     seed: int = typer.Option(0, help="The engine's fixed noise."),
     backend: str = typer.Option("torch", "--backend", help=DIFFUSE_BACKEND_HELP),
     ray: Ray = None,
@@ -44,7 +61,8 @@ def restyle(
     """Restyle a video to a prompt (or a prompt schedule) offline with the streaming diffusion engine; every
     frame is processed, in order. With --ray, chunks of the video run on Ray workers, each warmed up on the
     frames before it."""
-    from neuralframe.apps.restyle import RestyleJob, restyle as run_restyle
+    from neuralframe.apps.restyle import RestyleJob
+    from neuralframe.apps.restyle import restyle as run_restyle
     from neuralframe.console import emit_json, print_pipeline_report
     from neuralframe.generate.diffusion.diffuse import DiffuseSettings, parse_steps
 

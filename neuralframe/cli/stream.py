@@ -25,9 +25,24 @@ from typing import Optional
 import typer
 
 from neuralframe.apps.effects import EFFECT_OPTION_HELP
-from neuralframe.cli.options import (BACKEND_HELP, BANK_HELP, CFG_HELP, GUIDANCE_HELP, MODEL_HELP,
-                                     PROMPT_HELP, RATIO_HELP, STEPS_HELP, TINY_VAE_HELP, JsonReport,
-                                     for_diffuse, matting_backend, parse_size)
+from neuralframe.cli.options import (
+    BACKEND_HELP,
+    BANK_HELP,
+    CFG_HELP,
+    GUIDANCE_HELP,
+    MODEL_HELP,
+    PROMPT_HELP,
+    RATIO_HELP,
+    STEPS_HELP,
+    TINY_VAE_HELP,
+    JsonReport,
+    finite_number,
+    for_diffuse,
+    matting_backend,
+    parse_size,
+    positive_number,
+    torch_device,
+)
 
 
 def stream(
@@ -43,20 +58,23 @@ def stream(
     effect: str = typer.Option("none", "--effect", "-e", help=EFFECT_OPTION_HELP),
     size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
     frames: Optional[int] = typer.Option(None, help="Stop after N frames (the pattern defaults to 150)."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of the pattern or image folder, and of the output."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of the pattern or image folder, and of the output.",
+                                       callback=positive_number),
     policy: str = typer.Option("auto", help="Queue policy: auto (latest for webcams, block otherwise), block, "
                                             "latest."),
     impl: str = typer.Option("auto", help="Kernel implementation: auto, cpu or reference."),
     loop: bool = typer.Option(False, help="Loop a video file."),
     matte_backend: str = typer.Option("torch", "--backend", "--matte-backend", help=BACKEND_HELP),
-    device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto."),
+    device: str = typer.Option("cpu", help="Device for the matting effects: cpu, cuda or auto.",
+                              callback=torch_device),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " With --effect diffuse: a local "
                                         "diffusers pipeline folder (default: the bundled tiny-shapes model)."),
     downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help=for_diffuse(PROMPT_HELP)),
     steps: str = typer.Option("30,40", help=for_diffuse(STEPS_HELP)),
     cfg: Optional[str] = typer.Option(None, "--cfg", help=for_diffuse(CFG_HELP)),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help=for_diffuse(GUIDANCE_HELP)),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help=for_diffuse(GUIDANCE_HELP),
+                                          callback=finite_number),
     bank: bool = typer.Option(False, "--bank", help=for_diffuse(BANK_HELP)),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help=for_diffuse(TINY_VAE_HELP)),
     similarity: Optional[float] = typer.Option(None, "--similarity", help="Diffuse: skip input frames more "
