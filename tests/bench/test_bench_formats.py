@@ -16,7 +16,8 @@ def test_every_writing_format_is_measured_and_holds_its_floor(capsys):
         assert set(scene["results"]) == set(formats.EXTENSIONS)
         for name, row in scene["results"].items():
             assert row["gaussians_read"] == scene["gaussians"]
-            assert row["bytes_per_gaussian"] > 0 and row["save_s"] > 0 and row["load_s"] > 0
+            # times are rounded to the millisecond: a tiny scene may load in "0.0"
+            assert row["bytes_per_gaussian"] > 0 and row["save_s"] >= 0 and row["load_s"] >= 0
             if name in ("ply", "gltf"):  # lossless
                 assert row["identical_render"] or row["render_psnr_db"] >= formats.LOSSLESS_DB
     assert result["scenes"]["motorcycle"]["results"]["ply"]["identical_render"]
