@@ -11,7 +11,6 @@ many.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +42,11 @@ class ConvertJob:
 
 def check_paths(source: Path, target: Path) -> None:
     """One clear line, before any work, when the output would be the input or cannot be a new file."""
+    from neuralframe.streaming.sinks import refuse_input_as_output
+
     if not source.exists():
         raise InputError(f"{source}: scene file not found")
-    if target.exists() and (target.resolve() == source.resolve() or os.path.samefile(source, target)):
-        raise OutputError(f"{target} is the input: write the converted scene to another file")
+    refuse_input_as_output(str(source), str(target))
     if not target.parent.is_dir():
         raise OutputError(f"cannot write '{target}': folder '{target.parent}' does not exist")
 

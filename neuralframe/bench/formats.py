@@ -31,16 +31,12 @@ EXTENSIONS = {"ply": ".ply", "gltf": ".glb", "spz": ".spz", "compressed-ply": ".
               "splat": ".splat"}
 
 
-def _psnr(source, other, width: int = 320, height: int = 240) -> float | None:
-    from neuralframe.render.scene import Bounds, frame_bounds, robust_bounds
-    from neuralframe.render.splat import rasterize
+def _psnr(source, other) -> float | None:
+    """Render PSNR at 320x240 (`render.splat.compare`), rounded; None when the renders are identical."""
+    from neuralframe.render.splat.compare import render_psnr
 
-    bounds = robust_bounds(source.means)
-    camera = frame_bounds(Bounds(bounds.center, 0.5 * bounds.radius), width, height, azimuth_deg=30.0)
-    a = rasterize(source, camera).rgb.clamp(0, 1)
-    b = rasterize(other, camera).rgb.clamp(0, 1)
-    mse = float(((a - b) ** 2).mean())
-    return None if mse == 0 else round(10 * math.log10(1.0 / mse), 2)
+    db = render_psnr(source, other, 320, 240)
+    return None if math.isinf(db) else round(db, 2)
 
 
 def _best(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
