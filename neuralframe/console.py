@@ -80,13 +80,16 @@ def run_with_progress(pipeline, description: str | None = None, limit: int | Non
     bars: list = []
     pipeline.on_frame = lambda frame: bars[0].advance() if bars else None
     pipeline.start()
-    total = pipeline.info.frames if pipeline.info else None
-    if limit is not None:
-        total = min(total, limit) if total else limit
-    label = description or (pipeline.info.name if pipeline.info else "") or "stream"
-    with progress_bar(label, total, enabled=enabled) as bar:
-        bars.append(bar)
-        return pipeline.wait()
+    try:
+        total = pipeline.info.frames if pipeline.info else None
+        if limit is not None:
+            total = min(total, limit) if total else limit
+        label = description or (pipeline.info.name if pipeline.info else "") or "stream"
+        with progress_bar(label, total, enabled=enabled) as bar:
+            bars.append(bar)
+            return pipeline.wait()
+    except KeyboardInterrupt as interrupt:  # a Ctrl-C or SIGTERM outside wait(): the same graceful stop
+        pipeline.interrupted(interrupt)
 
 
 def pipeline_table(report) -> Table:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 import subprocess
 import sys
 
@@ -24,13 +22,3 @@ def one_clear_line(result: subprocess.CompletedProcess, *fragments: str) -> None
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
-def short_temp_dir() -> Path:
-    """A new folder for a local Ray's session: inside the work tree when its path is short enough (Ray's
-    socket paths under it, ~65 more bytes, are limited to 107), else in the system's temporary folder."""
-    base = Path(__file__).resolve().parents[1] / ".cache"
-    if len(str(base)) > 30:
-        base = Path(tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="r", dir=base))

@@ -13,10 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "nf-inductor"))
-# a local Ray in the tests: no token authentication, its session folders inside the work tree
+# a local Ray in the tests: no token authentication (its folder is the one `--ray` picks by itself)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("NEURALFRAME_RAY_TMPDIR", str(ROOT / ".cache" / "ray") if len(str(ROOT)) <= 22
-                      else tempfile.gettempdir())
 
 
 def _has_cuda() -> bool:
@@ -28,12 +26,14 @@ def _has_cuda() -> bool:
         return False
 
 
-def kernel_impls(op: str, cuda: bool = False) -> list:
+def kernel_impls(op: str, cuda: bool = False, besides_reference: bool = False) -> list:
     """Every implementation of dispatch op `op` that runs on this machine's CPU, as test parameters; with
-    `cuda`, "cuda" too, marked `cuda` (skipped without a GPU)."""
+    `cuda`, "cuda" too, marked `cuda` (skipped without a GPU); with `besides_reference`, all but the reference
+    (a test that compares with the reference would compare the reference with itself)."""
     from neuralframe.backend import dispatch
 
-    params = [pytest.param(name, id=name) for name in dispatch.REGISTRY.get(op).available("cpu")]
+    names = [n for n in dispatch.REGISTRY.get(op).available("cpu") if not (besides_reference and n == "reference")]
+    params = [pytest.param(name, id=name) for name in names]
     if cuda:
         params.append(pytest.param("cuda", id="cuda", marks=pytest.mark.cuda))
     return params
@@ -46,12 +46,14 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     # `pytestmark = pytest.mark.kernel("fused.resize")` in a kernel's test module: every test taking `impl`
-    # runs over the op's implementations (the module imports the op's package, which registers them)
+    # runs over the op's implementations (the module imports the op's package, which registers them); a test
+    # named "..._match(es)_reference..." over every implementation but the reference
     marker = metafunc.definition.get_closest_marker("kernel")
     explicit = any("impl" in (names.replace(" ", "").split(",") if isinstance(names, str) else names)
                    for names in (m.args[0] for m in metafunc.definition.iter_markers("parametrize")))
     if marker is not None and "impl" in metafunc.fixturenames and not explicit:
-        metafunc.parametrize("impl", kernel_impls(*marker.args, **marker.kwargs))
+        against = "_reference" in metafunc.definition.name and "match" in metafunc.definition.name
+        metafunc.parametrize("impl", kernel_impls(*marker.args, **marker.kwargs, besides_reference=against))
 
 
 def pytest_collection_modifyitems(config, items):

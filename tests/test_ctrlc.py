@@ -64,3 +64,31 @@ def test_a_ctrl_c_inside_a_command_is_interrupted_and_130(monkeypatch, tmp_path,
     scene = os.path.join(os.path.dirname(__file__), "..", "assets", "scenes", "motorcycle.ply")
     assert main(["render", scene, "-o", str(tmp_path / "x.mp4"), "--frames", "2"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_sigterm_inside_graceful_sigterm_is_a_ctrl_c_that_says_so():
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt: everything that stops gracefully on Ctrl-C does on
+    SIGTERM too), is deferred like a Ctrl-C, and its default action is back after the block."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with ctrlc.graceful_sigterm():
+            with pytest.raises(ctrlc.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            with pytest.raises(ctrlc.Terminated):
+                with ctrlc.deferred():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.05)
+                    _ctrl_c()
+                    assert ctrlc.pending() == 2  # recorded, in order
+                    with pytest.raises(ctrlc.Terminated):
+                        ctrlc.checkpoint()
+                    with pytest.raises(KeyboardInterrupt) as plain:
+                        ctrlc.checkpoint()
+                    assert not isinstance(plain.value, ctrlc.Terminated)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.05)
+                # the SIGTERM not taken at a checkpoint raises once the block is done
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)

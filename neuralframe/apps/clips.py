@@ -62,13 +62,14 @@ class ClipWork:
 
 def write_clip(frames: list[np.ndarray], path: Path, fps: float, upscale: int):
     """One clip's frames into a video file (upscaled as `generate` writes them); returns the report."""
-    from neuralframe.apps.generate import GeneratorSource
+    from neuralframe.apps.generate import UPSCALE_ADVICE, GeneratorSource
     from neuralframe.streaming.pipeline import Pipeline
     from neuralframe.streaming.sinks import VideoFileSink
 
     # frames from Ray's object store are read-only views: copy each as it is written
     source = GeneratorSource((np.array(f) for f in frames), len(frames), fps, upscale)
-    return Pipeline(source, [], VideoFileSink(path, fps=fps), max_frames=len(frames)).run()
+    return Pipeline(source, [], VideoFileSink(path, fps=fps), max_frames=len(frames),
+                    memory_advice=UPSCALE_ADVICE).run()
 
 
 class ClipFolder:
@@ -85,8 +86,9 @@ class ClipFolder:
         """One clear line if `out` cannot become the new folder."""
         if out.exists():
             raise OutputError(f"output folder '{out}' already exists: choose a new name")
-        if not out.parent.is_dir():
-            raise OutputError(f"cannot write '{out}': folder '{out.parent}' does not exist")
+        from neuralframe.streaming.outputs import check_output
+
+        check_output(out, (), accepts="a new folder for the clips (a name without an extension)", folder=True)
 
     def clip_path(self, index: int) -> Path:
         return self.work / f"clip_{index:04d}.mp4"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuralframe.errors import InputError, OutputError
+from neuralframe.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,12 @@ class ConvertJob:
 
 def check_paths(source: Path, target: Path) -> None:
     """One clear line, before any work, when the output would be the input or cannot be a new file."""
-    from neuralframe.streaming.sinks import refuse_input_as_output
+    from neuralframe.streaming.outputs import check_folder, refuse_input_as_output
 
     if not source.exists():
         raise InputError(f"{source}: scene file not found")
     refuse_input_as_output(str(source), str(target))
-    if not target.parent.is_dir():
-        raise OutputError(f"cannot write '{target}': folder '{target.parent}' does not exist")
+    check_folder(target)  # exists and really takes a new file (its format was checked by format_for)
 
 
 def finite_rows(g):

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from neuralframe.backend.memory import check_allocation, pipeline_bytes
 from neuralframe.errors import InputError
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Pipeline, Sink, Source
@@ -37,6 +38,17 @@ def rss_mb() -> float:
 def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3  # bytes on macOS, KB on Linux
+
+
+UPSCALE_ADVICE = "use a smaller --upscale"
+
+
+def check_upscaled(height: int, width: int, upscale: int) -> None:
+    """An InputError unless frames `upscale` times larger than `height` x `width` fit in memory: one as it
+    is resized, and those in the pipeline to the encoder (a source, an edge of 4 frames, a sink)."""
+    h, w = height * upscale, width * upscale
+    check_allocation(pipeline_bytes(w, h, nodes=2, queued=4) + 3 * h * w, f"--upscale {upscale}: {w}x{h} frames",
+                     UPSCALE_ADVICE)
 
 
 class GeneratorSource(Source):
@@ -63,6 +75,8 @@ class GeneratorSource(Source):
             import cv2
 
             h, w = image.shape[:2]
+            if self.size == (0, 0):  # the first frame: its size is every frame's
+                check_upscaled(h, w, self.upscale)
             image = cv2.resize(image, (w * self.upscale, h * self.upscale), interpolation=cv2.INTER_CUBIC)
         return image
 
@@ -132,17 +146,19 @@ def generate_video(schedule: list[tuple[int, str]], out: str | os.PathLike, fram
                    fps: float | None = None, tiny_vae: bool = False, steps: int | None = None,
                    progress: bool = True, on_frame: Callable[[int, int], None] | None = None) -> dict:
     """Generate `frames` frames of the prompt schedule into `out`; returns the run's summary."""
-    from neuralframe.streaming.sinks import LatestFrameSink, VideoFileSink
+    from neuralframe.streaming.sinks import LatestFrameSink, VideoFileSink, check_video_output
 
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")
-    out = Path(out)
-    file_sink = VideoFileSink(out, fps=fps, fragmented=True)  # checks the name before a model loads
+    out = check_video_output(out)  # before a model loads
+    file_sink = VideoFileSink(out, fps=fps, fragmented=True)
     if show:
         from neuralframe.viewer.app import require_display
 
         require_display("drop --show: the video file is written without a window")
     gen = load_generator(model, device, tiny_vae)
+    if isinstance(getattr(gen, "size", None), int):  # the bundled model's square frames, before the first is made
+        check_upscaled(gen.size, gen.size, upscale)
     if len(schedule) > 1 and not gen.supports_schedule:
         raise InputError(f"{model}: diffusers' text-to-video pipelines take one prompt; prompt schedules need the "
                          "bundled causal model (drop --model) or a single prompt")
@@ -154,7 +170,7 @@ def generate_video(schedule: list[tuple[int, str]], out: str | os.PathLike, fram
     source = GeneratorSource(iterator, frames, fps or gen.fps, upscale)
     latest = LatestFrameSink() if show else None
     sink = TeeSink(file_sink, latest) if show else file_sink
-    pipeline = Pipeline(source, [], sink, max_frames=frames)
+    pipeline = Pipeline(source, [], sink, max_frames=frames, memory_advice=UPSCALE_ADVICE)
     if show:
         from neuralframe.viewer.preview import show as show_window
 

@@ -170,7 +170,7 @@ def _alpha(frame: Frame):
 
 def open_job(job: MatteJob) -> tuple[Source, Sink]:
     """The job's checked source and its outputs (one sink, or a tee of them); nothing is opened yet."""
-    from neuralframe.streaming.sinks import parse_sink, refuse_input_as_output
+    from neuralframe.streaming.sinks import check_sink_output, parse_sink
     from neuralframe.streaming.sources import VideoFileSource, parse_source
 
     if not (job.out or job.alpha or job.rgba):
@@ -181,7 +181,9 @@ def open_job(job: MatteJob) -> tuple[Source, Sink]:
     if text == "pattern" or text.startswith("webcam"):
         raise InputError(f"'{job.input}' is live or synthetic: `matte` takes a video file or an image folder "
                          "(use `neuralframe stream` for a webcam)")
-    refuse_input_as_output(text, job.out, job.alpha, job.rgba)
+    for out in (job.out, job.alpha):
+        check_sink_output(out, text)
+    check_sink_output(job.rgba, text, images_only=True)
     source = parse_source(text, frames=job.frames, fps=job.fps)
     if not isinstance(source, VideoFileSource) and not Path(text).is_dir():
         raise InputError(f"input '{job.input}' must be a video file or an image folder")

@@ -171,5 +171,6 @@ def render_path(scene, settings: PathSettings, out: str | Path, progress: bool =
 
     cameras = path_cameras(scene, settings)
     pipeline = Pipeline(CameraPathSource(cameras, settings.fps), [SceneRenderStage(scene, settings.impl)],
-                        parse_sink(str(out), fps=settings.fps))
+                        parse_sink(str(out), fps=settings.fps),
+                        memory_advice="use a smaller --size (or cameras of a smaller size in the --path JSON)")
     return run_with_progress(pipeline, f"render {scene.name}", enabled=progress)

@@ -40,9 +40,9 @@ def check_restyle_job(job: RestyleJob) -> None:
         raise InputError(f"--frames must be positive, got {job.frames}")
     if not job.out:
         raise InputError("give the output video with -o OUT.mp4")
-    from neuralframe.streaming.sinks import refuse_input_as_output
+    from neuralframe.streaming.sinks import check_sink_output
 
-    refuse_input_as_output(text, job.out)
+    check_sink_output(job.out, text)
 
 
 def diffuse_stage(settings: DiffuseSettings) -> DiffuseStage:

@@ -79,7 +79,7 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
         raise InputError(f"unknown policy '{settings.policy}': use auto, block or latest")
     if settings.frames is not None and settings.frames <= 0:
         raise InputError(f"--frames must be positive, got {settings.frames}")
-    sinks.refuse_input_as_output(settings.source, settings.out)
+    sinks.check_sink_output(settings.out, settings.source)
     source_size = settings.size if settings.source == "pattern" else None
     source = sources.parse_source(settings.source, frames=settings.frames, size=source_size, fps=settings.fps,
                                   loop=settings.loop)
@@ -89,7 +89,9 @@ def build(settings: StreamSettings, on_frame=None) -> Pipeline:
     sink = sinks.LatestFrameSink() if settings.out == "window" else sinks.parse_sink(settings.out, fps=settings.fps)
     live = settings.source.startswith("webcam")
     policy = settings.policy if settings.policy != "auto" else ("latest" if live else "block")
-    return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame)
+    advice = "use a smaller --size" if settings.size else "use --size to make the frames smaller, or a smaller source"
+    return Pipeline(source, chain, sink, policy=policy, max_frames=settings.frames, on_frame=on_frame,
+                    memory_advice=advice)
 
 
 def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:

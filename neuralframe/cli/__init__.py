@@ -20,7 +20,9 @@ holds what several share. The tree, in the order `neuralframe --help` lists it:
     eval NAME       eval.py      the trained models' quality
 
 `--ray` (render, restyle, matte, generate) runs the same job on Ray through `neuralframe.distributed.jobs`.
-User errors (`NeuralframeError`, bad option values) print one line and exit 2; Ctrl-C exits 130.
+User errors (`NeuralframeError`, bad option values) print one line and exit 2; a failed stage exits 1 (one line
+naming the stage; a bug's traceback before it); Ctrl-C exits 130 and SIGTERM 143, a pipeline's output then
+holding the frames so far (neuralframe.ctrlc, streaming/pipeline.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Optional
 
 import typer
 
+from neuralframe import ctrlc
 from neuralframe.cli import (bench, convert, data, demo, export, generate, info, matte, render, restyle, stream,
                              train, view)
 from neuralframe.cli import eval as evaluation
@@ -84,6 +87,43 @@ def _usage_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _usage_message(error: BaseException) -> str:
+    """Click's usage error as one line: the problem, then the command whose --help explains it."""
+    message = error.format_message() if hasattr(error, "format_message") else str(error)
+    message = " ".join(message.split())
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return message
+
+
+def _keep_interrupts(tree: Any, kept: list) -> None:
+    """Typer turns a KeyboardInterrupt into exit code 130 and drops it: keep it in `kept`, so that `main` can
+    tell a SIGTERM (`ctrlc.Terminated`) from a Ctrl-C and say what the interrupted run left."""
+    for name in ("make_context", "invoke"):
+        def keeping(*args, _method=getattr(tree, name), **kwargs):
+            try:
+                return _method(*args, **kwargs)
+            except KeyboardInterrupt as interrupt:
+                kept.append(interrupt)
+                raise
+        setattr(tree, name, keeping)
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    """The line and exit code of an interrupted command: 130 for Ctrl-C, 143 for SIGTERM, and where the
+    frames so far went when a pipeline finalised them (`Pipeline.interrupted`)."""
+    from neuralframe.console import error_line
+
+    terminated = isinstance(interrupt, ctrlc.Terminated)
+    line = "terminated (SIGTERM)" if terminated else "interrupted"
+    report = getattr(interrupt, "report", None)
+    if report is not None and report.output and report.frames_out:
+        line += f": the {report.frames_out} frames so far are in {report.output}"
+    error_line(line)
+    return ctrlc.Terminated.exit_code if terminated else 130
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: runs the app and turns user errors into one line and exit code 2."""
     import os
@@ -95,24 +135,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # per-file "Loading weights" bars
     usage_errors = _usage_error_types()
+    kept: list[KeyboardInterrupt] = []
     try:
-        args = expand_ray_flag(list(sys.argv[1:] if argv is None else argv))
-        result = command().main(args=args, prog_name="neuralframe", standalone_mode=False)
+        with ctrlc.graceful_sigterm():  # SIGTERM stops a command as Ctrl-C does (neuralframe.ctrlc)
+            args = expand_ray_flag(list(sys.argv[1:] if argv is None else argv))
+            tree = command()
+            _keep_interrupts(tree, kept)
+            result = tree.main(args=args, prog_name="neuralframe", standalone_mode=False)
         if result == 130:  # typer turns a KeyboardInterrupt inside a command into this return value
-            error_line("interrupted")
-            return 130
+            return _interrupted(kept[-1] if kept else KeyboardInterrupt())
         if isinstance(result, int) and not isinstance(result, bool):
             return result
     except typer.Exit as done:
         return done.exit_code
     except usage_errors as error:
-        # bad option values and usage errors: the usage line, then the problem
-        error.show()
-        return 2
-    except (typer.Abort, KeyboardInterrupt):
-        error_line("interrupted")
-        return 130
+        # bad option values and usage errors: one line, the problem and where the help is
+        error_line(_usage_message(error))
+        return getattr(error, "exit_code", 2) or 2
+    except typer.Abort:
+        return _interrupted(KeyboardInterrupt())
+    except KeyboardInterrupt as interrupt:
+        return _interrupted(interrupt)
     except PipelineError as error:
+        if isinstance(error.error, OSError):  # a full disk, a lost mount: neither a bug nor the user's input
+            reason = error.error.strerror or str(error.error)
+            error_line(f"stage '{error.stage}' failed: {reason}; nothing was written")
+            return 1
         if not isinstance(error.error, NeuralframeError):
             # a bug, not a user error: keep the traceback
             traceback.print_exception(error.error)

@@ -7,7 +7,24 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import DIFFUSERS_FOLDER_HELP, MOVING_GAUSSIANS_HELP, THREADS_HELP, JsonObject, parse_size
+from neuralframe.cli.options import (
+    frame_size,
+    COUNT,
+    DIFFUSERS_FOLDER_HELP,
+    FPS,
+    FRAMES_AT_LEAST_4,
+    GAUSSIANS,
+    LONG_RUN,
+    MOVING_GAUSSIANS_HELP,
+    SECONDS,
+    SIDE,
+    THREADS,
+    THREADS_HELP,
+    JsonObject,
+    Range,
+    parse_size,
+    ranged,
+)
 from neuralframe.errors import InputError
 
 app = typer.Typer(help="Benchmarks: each prints a summary, or one JSON object with --json.", no_args_is_help=True)
@@ -31,8 +48,8 @@ def _show(bench, result: dict, as_json: bool, **summary_options) -> None:
 
 @app.command("pipeline")
 def pipeline(
-    frames: int = typer.Option(240, help="Frames in the 720p test input."),
-    repeats: int = typer.Option(3, help="Alternating loop/pipeline rounds (the median is reported)."),
+    frames: int = ranged(240, within=FRAMES_AT_LEAST_4, help="Frames in the 720p test input."),
+    repeats: int = ranged(3, within=COUNT, help="Alternating loop/pipeline rounds (the median is reported)."),
     as_json: JsonObject = False,
 ) -> None:
     """Threaded pipeline vs a plain single-threaded loop: decode -> fused stage -> encode, 720p."""
@@ -90,7 +107,7 @@ def data(
 @app.command("formats")
 def formats(
     quick: bool = typer.Option(False, help="A smaller capture-like scene (200,000 Gaussians, not 2 million)."),
-    repeats: int = typer.Option(2, min=1, help="Timed runs of each save and load; the best is reported."),
+    repeats: int = ranged(2, within=COUNT, help="Timed runs of each save and load; the best is reported."),
     as_json: JsonObject = False,
 ) -> None:
     """Every scene format that writes, on the bundled scene and a capture-sized SH-3 one: bytes per Gaussian,
@@ -103,11 +120,11 @@ def formats(
 @app.command("viewer")
 def viewer(
     scene: Optional[str] = typer.Option(None, help="Scene file (default: the bundled motorcycle)."),
-    seconds: float = typer.Option(5.0, help="Length of the scripted orbit."),
-    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT."),
-    target_fps: float = typer.Option(30.0, help="Adaptive resolution target."),
+    seconds: float = ranged(5.0, within=SECONDS, help="Length of the scripted orbit."),
+    size: str = frame_size("1280x720", help="Window size WIDTHxHEIGHT."),
+    target_fps: float = ranged(30.0, within=FPS, help="Adaptive resolution target."),
     impl: str = typer.Option("auto", help="Renderer implementation."),
-    moving_gaussians: int = typer.Option(50_000, help=MOVING_GAUSSIANS_HELP),
+    moving_gaussians: int = ranged(50_000, within=GAUSSIANS, help=MOVING_GAUSSIANS_HELP),
     compare: bool = typer.Option(True, help="Also run the orbit rendering every Gaussian while moving (when a "
                                             "level of detail is in use), side by side in this run."),
     as_json: JsonObject = False,
@@ -123,7 +140,7 @@ def viewer(
 @app.command("export")
 def export(
     quick: bool = typer.Option(False, help="Fewer timed runs and smaller RVM frames, for a smoke test."),
-    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    threads: Optional[int] = ranged(None, within=THREADS, help=THREADS_HELP),
     as_json: JsonObject = False,
 ) -> None:
     """Every exportable model: torch vs onnxruntime (fp32, int8) speed on this CPU, parity error and the int8
@@ -136,11 +153,12 @@ def export(
 @app.command("stream")
 def stream(
     model: Optional[str] = typer.Option(None, "--model", help=DIFFUSERS_FOLDER_HELP),
-    size: int = typer.Option(128, help="Frame side in pixels (a multiple of 8; the issue's figure needs >= 128)."),
+    size: int = ranged(128, within=SIDE, help="Frame side in pixels (a multiple of 8; the issue's figure "
+                                                      "needs >= 128)."),
     steps: str = typer.Option("30,40", help="The engine's denoising steps "
                               "(t_index_list: indices into a 50-step LCM schedule), comma-separated."),
-    frames: int = typer.Option(60, help="Frames per timed block."),
-    blocks: int = typer.Option(3, help="Alternating engine/diffusers blocks; medians are reported."),
+    frames: int = ranged(60, within=FRAMES_AT_LEAST_4, help="Frames per timed block."),
+    blocks: int = ranged(3, within=COUNT, help="Alternating engine/diffusers blocks; medians are reported."),
     quick: bool = typer.Option(False, help="One short block, for a smoke test."),
     classifier: Optional[str] = typer.Option(None, help="The scorer for the adherence check (default: the "
                                                         "bundled shape-classifier)."),
@@ -170,9 +188,9 @@ def stream(
 @app.command("video")
 def video(
     model: Optional[str] = typer.Option(None, help="The video model folder (default: the bundled one)."),
-    frames: int = typer.Option(64, min=4, help="Frames per timed run (KV cache vs recompute)."),
-    prompts: int = typer.Option(100, min=1, help="Held-out prompts for the quality measures."),
-    long_frames: int = typer.Option(1000, min=100, help="Frames of the long run (memory and time per frame)."),
+    frames: int = ranged(64, within=FRAMES_AT_LEAST_4, help="Frames per timed run (KV cache vs recompute)."),
+    prompts: int = ranged(100, within=COUNT, help="Held-out prompts for the quality measures."),
+    long_frames: int = ranged(1000, within=LONG_RUN, help="Frames of the long run (memory and time per frame)."),
     quick: bool = typer.Option(False, help="A short run for a smoke test."),
     as_json: JsonObject = False,
 ) -> None:
@@ -187,11 +205,11 @@ def video(
 
 @app.command("ray")
 def ray(
-    frames: int = typer.Option(240, min=4, help="Frames of the render job's orbit."),
-    size: str = typer.Option("480x270", help="Render size WIDTHxHEIGHT."),
-    restyle_frames: int = typer.Option(48, min=4, help="Frames of the restyle job."),
-    rounds: int = typer.Option(2, min=1, help="Alternating rounds of each configuration (the best counts)."),
-    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="Threads per Ray worker."),
+    frames: int = ranged(240, within=FRAMES_AT_LEAST_4, help="Frames of the render job's orbit."),
+    size: str = frame_size("480x270", help="Render size WIDTHxHEIGHT."),
+    restyle_frames: int = ranged(48, within=FRAMES_AT_LEAST_4, help="Frames of the restyle job."),
+    rounds: int = ranged(2, within=COUNT, help="Alternating rounds of each configuration (the best counts)."),
+    cpus_per_worker: int = ranged(1, "--cpus-per-worker", within=THREADS, help="Threads per Ray worker."),
     job: Optional[list[str]] = typer.Option(None, "--job", help="render and/or restyle (default: both)."),
     as_json: JsonObject = False,
 ) -> None:
@@ -208,3 +226,22 @@ def ray(
     result = bench.run(frames=frames, size=parse_size(size), restyle_frames=restyle_frames, rounds=rounds,
                        cpus_per_worker=cpus_per_worker, jobs=jobs, progress=_progress(as_json))
     _show(bench, result, as_json, jobs=jobs)
+
+
+SOAK_MINUTES = Range(0, 24 * 60, "above 0 and at most 1,440 (fractions allowed)", low_open=True)
+
+
+@app.command("soak")
+def soak(
+    minutes: float = ranged(60.0, within=SOAK_MINUTES, help="How long to run (0.2 for a smoke test)."),
+    as_json: JsonObject = False,
+) -> None:
+    """The live filter left running: a 30 FPS test pattern through matting + blur and, at the same time,
+    through streaming diffusion, both into null sinks on latest edges; memory slope, frames dropped and
+    unaccounted, frame-index and timestamp drift, latency per minute and its trend. Ctrl-C stops early."""
+    from neuralframe.bench import soak as bench
+
+    result = bench.run(minutes=minutes, progress=_progress(as_json), bar=not as_json)
+    _show(bench, result, as_json)
+    if result["interrupted"]:  # Ctrl-C: the result of the time run is shown, and the exit code says so
+        raise typer.Exit(130)

@@ -6,24 +6,30 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import SCENE_FORMATS, JsonObject
+from neuralframe.cli.options import (
+    COUNT,
+    SCENE_FORMATS,
+    JsonObject,
+    between,
+    ranged,
+)
 
 
 def convert(
     input: str = typer.Argument(..., help=f"The scene to read: {SCENE_FORMATS}."),
     output: str = typer.Argument(..., help="The new file; its extension picks the format (any of the input's except .ksplat)."),
-    sh_degree: Optional[int] = typer.Option(None, "--sh-degree", min=0, max=3,
-                                            help="Keep spherical-harmonic bands up to this degree (0 = colour "
-                                                 "only). Default: all the input has."),
+    sh_degree: Optional[int] = ranged(None, "--sh-degree", within=between(0, 3),
+                                      help="Keep spherical-harmonic bands up to this degree (0 = colour "
+                                           "only). Default: all the input has."),
     filter_nan: bool = typer.Option(False, "--filter-nan", help="Drop Gaussians with NaN or infinite values "
                                                                  "instead of refusing the file."),
-    max_gaussians: Optional[int] = typer.Option(None, "--max-gaussians", min=1,
-                                                help="Reduce the scene to at most N Gaussians by merging "
-                                                     "neighbours (moment-matched); the faintest are dropped if "
-                                                     "merging cannot reach N."),
-    spz_version: Optional[int] = typer.Option(None, "--spz-version", min=2, max=4,
-                                              help=".spz outputs: the version to write, for older readers "
-                                                   "(default: the current one, 4)."),
+    max_gaussians: Optional[int] = ranged(None, "--max-gaussians", within=COUNT,
+                                          help="Reduce the scene to at most N Gaussians by merging "
+                                               "neighbours (moment-matched); the faintest are dropped if "
+                                               "merging cannot reach N."),
+    spz_version: Optional[int] = ranged(None, "--spz-version", within=between(2, 4),
+                                        help=".spz outputs: the version to write, for older readers "
+                                             "(default: the current one, 4)."),
     as_json: JsonObject = False,
 ) -> None:
     """Convert a Gaussian-splat scene between formats, with a one-screen summary: count, SH degree, bounds,

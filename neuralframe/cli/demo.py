@@ -6,12 +6,16 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import JsonReport
+from neuralframe.cli.options import (
+    COUNT,
+    JsonReport,
+    ranged,
+)
 
 
 def demo(
     out: str = typer.Option("out/demo", "--out", "-o", help="Folder for the demo's outputs."),
-    frames: int = typer.Option(150, help="Frames of the moving test pattern."),
+    frames: int = ranged(150, within=COUNT, help="Frames of the moving test pattern."),
     window: Optional[bool] = typer.Option(None, "--window/--no-window",
                                           help="Open the viewer on the bundled scene (default: when there is a "
                                                "display); without, render an orbit video."),

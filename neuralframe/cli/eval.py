@@ -6,7 +6,14 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import JsonObject
+from neuralframe.cli.options import (
+    COUNT,
+    GUIDANCE,
+    SEED,
+    STEPS,
+    JsonObject,
+    ranged,
+)
 
 app = typer.Typer(help="Measure the quality of trained models.", no_args_is_help=True)
 
@@ -15,10 +22,10 @@ app = typer.Typer(help="Measure the quality of trained models.", no_args_is_help
 def tiny_shapes(
     model: Optional[str] = typer.Option(None, help="A tiny-shapes diffusers folder (default: the bundled one)."),
     classifier: Optional[str] = typer.Option(None, help="The shape/colour scorer folder (default: the bundled one)."),
-    prompts: int = typer.Option(200, min=1, help="Held-out prompts to score (combinations unseen in training)."),
-    steps: int = typer.Option(4, min=1, help="Sampling steps."),
-    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's)."),
-    seed: int = typer.Option(0, help="Seed of the first image (image i uses seed + i)."),
+    prompts: int = ranged(200, within=COUNT, help="Held-out prompts to score (combinations unseen in training)."),
+    steps: int = ranged(4, within=STEPS, help="Sampling steps."),
+    guidance: Optional[float] = ranged(None, within=GUIDANCE, help="Guidance scale (default: the model card's)."),
+    seed: int = ranged(0, within=SEED, help="Seed of the first image (image i uses seed + i)."),
     as_json: JsonObject = False,
 ) -> None:
     """Prompt adherence (shape and colour named by the bundled scorer), 1-step adherence, autoencoder PSNR,
@@ -42,8 +49,8 @@ def tiny_shapes(
 @app.command("tiny-shapes-video")
 def tiny_shapes_video(
     model: Optional[str] = typer.Option(None, help="The video model folder (default: the bundled one)."),
-    prompts: int = typer.Option(100, min=1, help="Held-out prompts per measure."),
-    seed: int = typer.Option(0, help="Seed of the first clip (clip i uses seed + i)."),
+    prompts: int = ranged(100, within=COUNT, help="Held-out prompts per measure."),
+    seed: int = ranged(0, within=SEED, help="Seed of the first clip (clip i uses seed + i)."),
     as_json: JsonObject = False,
 ) -> None:
     """Motion adherence (the shape's centroid moves the captioned way), per-frame shape/colour adherence and

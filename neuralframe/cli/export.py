@@ -6,7 +6,16 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import THREADS_HELP, parse_size
+from neuralframe.cli.options import (
+    frame_size,
+    COUNT,
+    RATIO,
+    THREADS,
+    THREADS_HELP,
+    parse_size,
+    between,
+    ranged,
+)
 
 EXPORT_MODELS_HELP = ("segmenter, rvm, nerf-field or tiny-shapes (the text-to-image model: text encoder, UNet, "
                       "autoencoder encoder and decoder); see neuralframe/export/specs.py.")
@@ -29,14 +38,15 @@ def export(
                                                                    "diffusers SD-family folder."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export the architecture with seeded "
                                                                         "random weights (models with none bundled)."),
-    downsample_ratio: Optional[list[float]] = typer.Option(None, "--downsample-ratio",
-                                                           help="RVM: one graph per ratio (repeatable; default "
-                                                                "0.25, 0.375 and 1)."),
-    size: Optional[str] = typer.Option(None, help="RVM: example frame WIDTHxHEIGHT (the static size without "
-                                                  "--dynamic; default: the size each ratio is meant for)."),
-    opset: int = typer.Option(17, help="ONNX opset (TensorRT 10 parses 9..20)."),
-    runs: int = typer.Option(20, help="Timed calls per engine (the median is reported)."),
-    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    downsample_ratio: Optional[list[float]] = ranged(None, "--downsample-ratio", within=RATIO,
+                                                     help="RVM: one graph per ratio (repeatable; default "
+                                                          "0.25, 0.375 and 1)."),
+    size: Optional[str] = frame_size(None, help="RVM: example frame WIDTHxHEIGHT (the static size without "
+                                                  "--dynamic; default: the size each ratio is meant for).",
+                                     memory=False),
+    opset: int = ranged(17, within=between(11, 20), help="ONNX opset (TensorRT 10 parses 9 to 20)."),
+    runs: int = ranged(20, within=COUNT, help="Timed calls per engine (the median is reported)."),
+    threads: Optional[int] = ranged(None, within=THREADS, help=THREADS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
 ) -> None:
     """Export a model to ONNX (checked against PyTorch in onnxruntime, linted for TensorRT) or to TensorRT

@@ -13,12 +13,16 @@ from typing import Optional
 import typer
 
 from neuralframe.cli.options import (
+    COUNT,
+    FPS,
+    GUIDANCE,
     RAY_HELP,
+    SEED,
+    STEPS,
+    UPSCALE,
     CpusPerWorker,
     Workers,
-    at_least_one,
-    finite_number,
-    positive_number,
+    ranged,
     ray_settings,
     torch_device,
 )
@@ -34,20 +38,21 @@ def generate(
                                            "moving left/right/up/down from a position, rotating or bouncing, over a "
                                            "plain or gradient background of another colour."),
     out: str = typer.Option(..., "--out", "-o", help="The video to write (.mp4, .mkv or .mov), frame by frame."),
-    frames: int = typer.Option(48, help="Frames to generate (any number: time and memory per frame stay flat)."),
+    frames: int = ranged(48, within=COUNT, help="Frames to generate (any number: time and memory per frame "
+                                                   "stay flat)."),
     prompts: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help=VIDEO_PROMPT_HELP),
-    seed: int = typer.Option(0, help="Seed of the noise."),
+    seed: int = ranged(0, within=SEED, help="Seed of the noise."),
     model: Optional[str] = typer.Option(None, "--model", help="The video model folder (default: the bundled "
                                         "tiny-shapes-video), or a local diffusers text-to-video folder (Wan, "
                                         "AnimateDiff, ...), run through diffusers' own pipeline."),
     show: bool = typer.Option(False, "--show", help="Also show the frames live in a window."),
-    upscale: int = typer.Option(4, help="Write the frames this many times larger (bicubic), for viewing."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of the video (default: the model's, 8).",
-                                       callback=positive_number),
+    upscale: int = ranged(4, within=UPSCALE, help="Write the frames this many times larger (bicubic), for viewing; "
+                          "the larger frames must fit in the memory available."),
+    fps: Optional[float] = ranged(None, within=FPS, help="Frame rate of the video (default: the model's, 8)."),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help="Decode with the base model's tiny autoencoder."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto.", callback=torch_device),
-    steps: Optional[int] = typer.Option(None, help="Denoising steps of a diffusers folder (its default if unset).",
-                                       callback=at_least_one),
+    steps: Optional[int] = ranged(None, within=STEPS, help="Denoising steps of a diffusers folder (its default "
+                                                                    "if unset)."),
     prompts_file: Optional[str] = typer.Option(None, "--prompts", help="A text file with one prompt per line: one "
                                                "clip each, into the folder -o names (clip_0000.mp4, ..., "
                                                "prompts.json)."),
@@ -65,6 +70,16 @@ def generate(
 
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")
+    if prompts_file is not None:  # the outputs, checked before Ray starts or a model loads
+        from pathlib import Path
+
+        from neuralframe.apps.clips import ClipFolder
+
+        ClipFolder.check(Path(out))
+    else:
+        from neuralframe.streaming.sinks import check_video_output
+
+        check_video_output(out)
     if device == "auto":
         import torch
 
@@ -127,10 +142,10 @@ def _generate_batch(prompt, prompts, prompts_file, out, ray, workers, cpus_per_w
 def generate_image(
     prompt: str = typer.Argument(..., help="What to draw, e.g. \"a large red star in the centre\"."),
     out: str = typer.Option(..., "--out", "-o", help="The PNG to write."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model card's, else 4)."),
-    seed: int = typer.Option(0, help="Noise seed."),
-    guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the model card's or pipeline's).",
-                                          callback=finite_number),
+    steps: Optional[int] = ranged(None, within=STEPS, help="Sampling steps (default: the model card's, else 4)."),
+    seed: int = ranged(0, within=SEED, help="Noise seed."),
+    guidance: Optional[float] = ranged(None, within=GUIDANCE, help="Guidance scale (default: the model card's or "
+                                                                         "pipeline's)."),
     model: Optional[str] = typer.Option(None, help="A local diffusers Stable-Diffusion-family folder "
                                                   "(default: the bundled tiny-shapes model)."),
     backend: str = typer.Option("torch", help="Where the text encoder, UNet and decoder run: torch, onnxruntime "
@@ -145,8 +160,9 @@ def generate_image(
     from neuralframe.generate.models.folder import BUNDLED, card_defaults, generate_image, load_pipeline
     from neuralframe.viewer.app import save_png
 
-    if not out.lower().endswith(".png"):
-        raise InputError(f"{out}: the output must be a .png file")
+    from neuralframe.streaming.outputs import check_png_output
+
+    check_png_output(out)  # before the model loads
     backend = resolve_backend(backend)
     folder = Path(model) if model else BUNDLED
     defaults = card_defaults(folder)

@@ -21,7 +21,10 @@ import typer
 
 from neuralframe.cli.options import (
     BACKEND_HELP,
+    COUNT,
+    FPS,
     MODEL_HELP,
+    RATIO,
     RATIO_HELP,
     CpusPerWorker,
     JsonReport,
@@ -29,8 +32,8 @@ from neuralframe.cli.options import (
     UnitFrames,
     Workers,
     matting_backend,
-    positive_number,
     print_ray_run,
+    ranged,
     ray_settings,
 )
 
@@ -41,11 +44,10 @@ def matte(
     alpha: Optional[str] = typer.Option(None, help="Also write the alpha matte as a video here."),
     rgba: Optional[str] = typer.Option(None, help="Also write RGBA PNGs (foreground + alpha) into this new folder."),
     background: str = typer.Option("#00b140", help="#RRGGBB, an image, a video (looped) or blur[:STRENGTH]."),
-    frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the outputs.",
-                                       callback=positive_number),
+    frames: Optional[int] = ranged(None, within=COUNT, help="Stop after N frames."),
+    fps: Optional[float] = ranged(None, within=FPS, help="Frame rate of an image folder, and of the outputs."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
-    downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
+    downsample_ratio: Optional[float] = ranged(None, "--downsample-ratio", within=RATIO, help=RATIO_HELP),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
     ray: Ray = None,
     workers: Workers = None,
@@ -63,8 +65,10 @@ def matte(
                    matte=settings)
     if ray is not None:
         from neuralframe.distributed import ray_session
+        from neuralframe.apps.matte import open_job
         from neuralframe.distributed.jobs import matte_ray
 
+        open_job(job)  # the input and the outputs, checked before Ray starts
         with ray_session(ray_settings(ray, workers, cpus_per_worker)) as session:
             report, summary = matte_ray(job, session, unit_frames=unit_frames, progress=not as_json)
         print_ray_run(report, summary, f"matte {input} -> {out} on ray", as_json)

@@ -9,42 +9,97 @@ paragraph to the terminal.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
 import typer
 
+from neuralframe.backend.memory import LIMIT_ENV
 from neuralframe.errors import InputError
 
 
+MAX_SIDE = 16384  # pixels on a side of any frame a command makes (H.264 levels stop at 8192)
+
+
 def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
-    """'WIDTHxHEIGHT' -> (height, width); None stays None."""
+    """'WIDTHxHEIGHT' -> (height, width), each side 1 to MAX_SIDE; None stays None."""
     if text is None:
         return None
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise InputError(f"size '{text}' is not WIDTHxHEIGHT (for example 1280x720)") from None
-    if w <= 0 or h <= 0:
-        raise InputError(f"size '{text}' must be positive")
+    if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+        raise InputError(f"size '{text}' must have sides from 1 to {MAX_SIDE:,} pixels")
     return h, w
 
 
-def _checked(test, says: str):
-    """A typer callback that lets a value through when `test(value)` holds (or it is unset) and otherwise
-    raises an InputError naming the option: one line and exit code 2, before any work."""
-    def callback(param: typer.CallbackParam, value):
-        if value is not None and not test(value):
-            raise InputError(f"{param.opts[0]} {says}, got {value}")
+def frame_size(default: Optional[str], help: str, memory: bool = True) -> Any:
+    """A WIDTHxHEIGHT option: checked by `parse_size` as typer reads it (before any work), its range in --help;
+    `memory`: frames of this size go through a pipeline, which checks them against the memory available."""
+    def check(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+        parse_size(value)
         return value
 
-    return callback
+    fits = (f", and frames that fit in the memory available (checked before any work; {LIMIT_ENV} sets a lower "
+            "ceiling)") if memory else ""
+    return typer.Option(default, help=f"{help} Range: sides from 1 to {MAX_SIDE:,} pixels{fits}.", callback=check)
 
 
-positive_number = _checked(lambda v: math.isfinite(v) and v > 0, "must be a positive number")
-finite_number = _checked(math.isfinite, "must be a finite number")
-at_least_one = _checked(lambda v: v >= 1, "must be at least 1")
-torch_device = _checked(lambda v: v in ("cpu", "cuda", "auto") or (v.startswith("cuda:") and v[5:].isdigit()),
-                        "must be cpu, cuda, cuda:N or auto")
+@dataclass(frozen=True)
+class Range:
+    """A numeric option's range, declared once: what it admits (NaN and infinities never) and the words that
+    --help and the error say."""
+
+    low: float
+    high: float
+    says: str
+    low_open: bool = False  # the low end itself is not admitted (a frame rate above 0)
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value) or value > self.high:
+            return False
+        return value > self.low if self.low_open else value >= self.low
+
+    def callback(self, param: typer.CallbackParam, value):
+        """Typer's check: an InputError naming the option (one line, exit 2) before any work."""
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and not self.admits(v):
+                raise InputError(f"{param.opts[0]} must be {self.says}, got {v}")
+        return value
+
+
+def between(low: float, high: float) -> Range:
+    return Range(low, high, f"from {low:,} to {high:,}")
+
+
+COUNT = between(1, 10_000_000)  # frames, prompts, runs, rounds, samples
+FRAMES_AT_LEAST_4 = between(4, 10_000_000)
+LONG_RUN = between(100, 10_000_000)
+STEPS = between(1, 1000)  # sampling or denoising steps
+SEED = between(0, 2**32 - 1)
+THREADS = between(1, 1024)
+UPSCALE = between(1, 16)
+SIDE = between(8, 8192)  # a square image's side in pixels
+GAUSSIANS = between(0, 1_000_000_000)
+FPS = Range(0, 1000, "above 0 and at most 1,000", low_open=True)
+SECONDS = Range(0, 10**7, "above 0 (seconds)", low_open=True)
+RATIO = Range(0, 1, "above 0 and at most 1", low_open=True)
+SHARE = Range(0, 1, "from 0 to 1")
+GUIDANCE = Range(0, 100, "a number from 0 to 100")
+
+
+def ranged(default: Any, *names: str, within: Range, help: str, **extra: Any) -> Any:
+    """A typer option whose value must lie `within` a range: the range is stated at the end of its help."""
+    return typer.Option(default, *names, help=f"{help} Range: {within.says}.", callback=within.callback, **extra)
+
+
+def torch_device(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+    """Typer's check of --device: cpu, cuda, cuda:N or auto."""
+    if value is not None and not (value in ("cpu", "cuda", "auto") or (value.startswith("cuda:")
+                                                                         and value[5:].isdigit())):
+        raise InputError(f"{param.opts[0]} must be cpu, cuda, cuda:N or auto, got {value}")
+    return value
 
 
 def plain_help(command: Any) -> None:
@@ -83,13 +138,14 @@ RAY_HELP = ("Run on Ray: `--ray` alone (or `--ray local`) starts a local Ray wit
             "`--ray auto` or `--ray HOST:PORT` joins a running cluster. Needs pip install "
             "'neuralframe[distributed]'.")
 Ray = Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP)]
-Workers = Annotated[Optional[int], typer.Option(
-    "--workers", help="With --ray: number of workers (default: the cluster's CPUs / --cpus-per-worker).")]
-CpusPerWorker = Annotated[int, typer.Option("--cpus-per-worker",
-                                            help="With --ray: CPU threads each worker uses and reserves.")]
-UnitFrames = Annotated[Optional[int], typer.Option(
-    "--unit-frames", help="With --ray: frames per unit of work (default: units shrink from a quarter of a "
-                          "worker's share towards 2 frames at the end, at most 64).")]
+Workers = Annotated[Optional[int], ranged(
+    "--workers", within=COUNT, help="With --ray: number of workers (default: the cluster's CPUs / "
+                                          "--cpus-per-worker).")]
+CpusPerWorker = Annotated[int, ranged("--cpus-per-worker", within=THREADS,
+                                      help="With --ray: CPU threads each worker uses and reserves.")]
+UnitFrames = Annotated[Optional[int], ranged(
+    "--unit-frames", within=COUNT, help="With --ray: frames per unit of work (default: units shrink from a "
+                                              "quarter of a worker's share towards 2 frames at the end, at most 64).")]
 
 
 def expand_ray_flag(args: list[str]) -> list[str]:
@@ -124,7 +180,8 @@ def print_ray_run(report, summary: dict, title: str, as_json: bool) -> None:
 # ---- matting: stream's matting effects and matte ----
 
 MODEL_HELP = ("Matting model: an RVM state dict (.pth, e.g. the official rvm_mobilenetv3.pth; Robust Video "
-              "Matting) or a .tflite selfie segmenter. Default: the bundled segmenter with refinement.")
+              "Matting; its archive inflating to at most 1 GB) or a .tflite selfie segmenter. Default: the bundled "
+              "segmenter with refinement.")
 RATIO_HELP = ("RVM only: the scale its network runs at, in (0, 1]. Default: about 480 px on the long side "
               "(0.375 at 1280x720, 0.25 at 1920x1080, 1 for small frames).")
 BACKEND_HELP = ("Where the matting network runs: torch, onnxruntime (our module exported to ONNX on start) or "

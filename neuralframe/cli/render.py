@@ -9,6 +9,9 @@ from __future__ import annotations
 import typer
 
 from neuralframe.cli.options import (
+    frame_size,
+    COUNT,
+    FPS,
     SCENE_FORMATS,
     CpusPerWorker,
     JsonReport,
@@ -16,8 +19,8 @@ from neuralframe.cli.options import (
     UnitFrames,
     Workers,
     parse_size,
-    positive_number,
     print_ray_run,
+    ranged,
     ray_settings,
 )
 
@@ -28,9 +31,9 @@ def render(
     path: str = typer.Option("orbit", help="orbit (all around), arc (a sweep around the start view, for scenes "
                                             "captured from one side), or a JSON file with a list of cameras "
                                             "(interpolated)."),
-    frames: int = typer.Option(120, help="Number of frames."),
-    size: str = typer.Option("960x540", help="Orbit frame size WIDTHxHEIGHT."),
-    fps: float = typer.Option(30.0, help="Video frame rate.", callback=positive_number),
+    frames: int = ranged(120, within=COUNT, help="Number of frames."),
+    size: str = frame_size("960x540", help="Orbit frame size WIDTHxHEIGHT."),
+    fps: float = ranged(30.0, within=FPS, help="Video frame rate."),
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
     backend: str = typer.Option("torch", help="NeRF scenes: where the field's network runs: torch, onnxruntime "
                                               "(exported once with parity checks, then cached) or tensorrt."),
@@ -46,7 +49,9 @@ def render(
     from neuralframe.backend.runtime import resolve_backend
     from neuralframe.console import emit_json, note, print_pipeline_report
     from neuralframe.render.scene import open_scene
+    from neuralframe.streaming.sinks import check_sink_output
 
+    check_sink_output(out, scene, path)  # before the scene loads: nothing is written where it cannot go
     h, w = parse_size(size)
     backend = resolve_backend(backend)
     settings = PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl)

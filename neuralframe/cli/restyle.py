@@ -11,11 +11,16 @@ from typing import Optional
 import typer
 
 from neuralframe.cli.options import (
+    frame_size,
     BANK_HELP,
     CFG_HELP,
+    COUNT,
     DIFFUSERS_FOLDER_HELP,
+    FPS,
+    GUIDANCE,
     GUIDANCE_HELP,
     PROMPT_HELP,
+    SEED,
     STEPS_HELP,
     TINY_VAE_HELP,
     CpusPerWorker,
@@ -23,10 +28,9 @@ from neuralframe.cli.options import (
     Ray,
     UnitFrames,
     Workers,
-    finite_number,
     parse_size,
-    positive_number,
     print_ray_run,
+    ranged,
     ray_settings,
 )
 
@@ -42,15 +46,14 @@ def restyle(
     model: Optional[str] = typer.Option(None, "--model", help=DIFFUSERS_FOLDER_HELP),
     steps: str = typer.Option("30,40", help=STEPS_HELP),
     cfg: Optional[str] = typer.Option(None, "--cfg", help=CFG_HELP),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help=GUIDANCE_HELP, callback=finite_number),
+    guidance: Optional[float] = ranged(None, "--guidance", within=GUIDANCE, help=GUIDANCE_HELP),
     bank: bool = typer.Option(False, "--bank", help=BANK_HELP),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help=TINY_VAE_HELP),
-    size: Optional[str] = typer.Option(None, help="Working size WIDTHxHEIGHT, multiples of 8 (default: the "
+    size: Optional[str] = frame_size(None, help="Working size WIDTHxHEIGHT, multiples of 8 (default: the "
                                                   "input's aspect, shorter side at the model's size, >= 128)."),
-    frames: Optional[int] = typer.Option(None, help="Stop after N frames."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of an image folder, and of the output.",
-                                       callback=positive_number),
-    seed: int = typer.Option(0, help="The engine's fixed noise."),
+    frames: Optional[int] = ranged(None, within=COUNT, help="Stop after N frames."),
+    fps: Optional[float] = ranged(None, within=FPS, help="Frame rate of an image folder, and of the output."),
+    seed: int = ranged(0, within=SEED, help="The engine's fixed noise."),
     backend: str = typer.Option("torch", "--backend", help=DIFFUSE_BACKEND_HELP),
     ray: Ray = None,
     workers: Workers = None,
@@ -72,8 +75,10 @@ def restyle(
     job = RestyleJob(input=input, out=out, diffuse=settings, frames=frames, fps=fps)
     if ray is not None:
         from neuralframe.distributed import ray_session
+        from neuralframe.apps.restyle import check_restyle_job
         from neuralframe.distributed.jobs import restyle_ray
 
+        check_restyle_job(job)  # the input and the output, checked before Ray starts
         with ray_session(ray_settings(ray, workers, cpus_per_worker)) as session:
             report, summary = restyle_ray(job, session, unit_frames=unit_frames, progress=not as_json)
         print_ray_run(report, summary, f"restyle {input} -> {out} on ray", as_json)

@@ -26,21 +26,27 @@ import typer
 
 from neuralframe.apps.effects import EFFECT_OPTION_HELP
 from neuralframe.cli.options import (
+    frame_size,
     BACKEND_HELP,
     BANK_HELP,
     CFG_HELP,
+    COUNT,
+    FPS,
+    GUIDANCE,
     GUIDANCE_HELP,
     MODEL_HELP,
     PROMPT_HELP,
+    RATIO,
     RATIO_HELP,
+    SEED,
+    SHARE,
     STEPS_HELP,
     TINY_VAE_HELP,
     JsonReport,
-    finite_number,
     for_diffuse,
     matting_backend,
     parse_size,
-    positive_number,
+    ranged,
     torch_device,
 )
 
@@ -56,10 +62,10 @@ def stream(
                                            "OBS Studio's virtual camera on macOS/Windows). Default: none "
                                            "(measure only)."),
     effect: str = typer.Option("none", "--effect", "-e", help=EFFECT_OPTION_HELP),
-    size: Optional[str] = typer.Option(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
-    frames: Optional[int] = typer.Option(None, help="Stop after N frames (the pattern defaults to 150)."),
-    fps: Optional[float] = typer.Option(None, help="Frame rate of the pattern or image folder, and of the output.",
-                                       callback=positive_number),
+    size: Optional[str] = frame_size(None, help="Output size WIDTHxHEIGHT (default: the source's)."),
+    frames: Optional[int] = ranged(None, within=COUNT, help="Stop after N frames (the pattern defaults to 150)."),
+    fps: Optional[float] = ranged(None, within=FPS, help="Frame rate of the pattern or image folder, and of the "
+                                                            "output."),
     policy: str = typer.Option("auto", help="Queue policy: auto (latest for webcams, block otherwise), block, "
                                             "latest."),
     impl: str = typer.Option("auto", help="Kernel implementation: auto, cpu or reference."),
@@ -69,17 +75,16 @@ def stream(
                               callback=torch_device),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " With --effect diffuse: a local "
                                         "diffusers pipeline folder (default: the bundled tiny-shapes model)."),
-    downsample_ratio: Optional[float] = typer.Option(None, "--downsample-ratio", help=RATIO_HELP),
+    downsample_ratio: Optional[float] = ranged(None, "--downsample-ratio", within=RATIO, help=RATIO_HELP),
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help=for_diffuse(PROMPT_HELP)),
     steps: str = typer.Option("30,40", help=for_diffuse(STEPS_HELP)),
     cfg: Optional[str] = typer.Option(None, "--cfg", help=for_diffuse(CFG_HELP)),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help=for_diffuse(GUIDANCE_HELP),
-                                          callback=finite_number),
+    guidance: Optional[float] = ranged(None, "--guidance", within=GUIDANCE, help=for_diffuse(GUIDANCE_HELP)),
     bank: bool = typer.Option(False, "--bank", help=for_diffuse(BANK_HELP)),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help=for_diffuse(TINY_VAE_HELP)),
-    similarity: Optional[float] = typer.Option(None, "--similarity", help="Diffuse: skip input frames more "
+    similarity: Optional[float] = ranged(None, "--similarity", within=SHARE, help="Diffuse: skip input frames more "
                                                "similar than this (0-1, e.g. 0.98) to the last processed one."),
-    seed: int = typer.Option(0, help="Diffuse: the engine's fixed noise."),
+    seed: int = ranged(0, within=SEED, help="Diffuse: the engine's fixed noise."),
     as_json: JsonReport = False,
 ) -> None:
     """Run a source through an effect into a file, a folder, a window, a virtual camera or nowhere; Ctrl-C

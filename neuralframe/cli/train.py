@@ -8,6 +8,12 @@ from typing import Optional
 
 import typer
 
+from neuralframe.cli.options import (
+    COUNT,
+    SECONDS,
+    ranged,
+)
+
 from neuralframe.errors import InputError
 
 app = typer.Typer(help="Train models from local data.", no_args_is_help=True)
@@ -24,15 +30,18 @@ def _command_as_typed() -> str:
 def nerf(
     data: str = typer.Argument(..., help="A folder with transforms_train.json (NeRF-synthetic / instant-ngp format)."),
     out: str = typer.Option(..., "--out", "-o", help="The checkpoint to write (.safetensors)."),
-    seconds: Optional[float] = typer.Option(None, help="Training time budget in seconds (total, across resumes)."),
-    steps: Optional[int] = typer.Option(None, help="Training steps (total, across resumes)."),
+    seconds: Optional[float] = ranged(None, within=SECONDS, help="Training time budget in seconds (total, across "
+                                                                  "resumes)."),
+    steps: Optional[int] = ranged(None, within=COUNT, help="Training steps (total, across resumes)."),
     resume: bool = typer.Option(False, help="Continue from the checkpoint at --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
 ) -> None:
     """Train a hash-grid NeRF; open the result with `neuralframe view OUT.safetensors`."""
     from neuralframe.console import console, emit_json, progress_bar
     from neuralframe.render.nerf.train import train
+    from neuralframe.streaming.outputs import check_output
 
+    check_output(out, (".safetensors",), accepts="a .safetensors checkpoint", inputs=[data])
     with progress_bar("train nerf", steps if steps else None, enabled=not as_json) as bar:
         def report(p):
             bar.update(completed=p["step"], rate=f"loss {p['loss']:.4f} psnr {p['psnr']:.1f} dB")
@@ -50,15 +59,16 @@ def tiny_shapes(
     work: str = typer.Option("out/train/tiny-shapes", help="Folder for checkpoints and stage outputs."),
     out: str = typer.Option("assets/models/tiny-shapes", "--out", "-o",
                             help="Where `assemble` writes the diffusers folder."),
-    seconds: Optional[float] = typer.Option(None, help="Time budget per stage in seconds (total across resumes; "
-                                                       "default per stage: vae 1200, classifier 300, t2i 2400, "
-                                                       "lcm 1200, tiny-vae 900)."),
-    steps: Optional[int] = typer.Option(None, help="Step budget per stage (total across resumes)."),
+    seconds: Optional[float] = ranged(None, within=SECONDS,
+                                      help="Time budget per stage in seconds (total across resumes; "
+                                           "default per stage: vae 1200, classifier 300, t2i 2400, "
+                                           "lcm 1200, tiny-vae 900)."),
+    steps: Optional[int] = ranged(None, within=COUNT, help="Step budget per stage (total across resumes)."),
     resume: bool = typer.Option(False, help="Continue each stage from its checkpoint in WORK/checkpoints."),
-    train_images: Optional[int] = typer.Option(None, min=1, help="Training images encoded for t2i/lcm "
+    train_images: Optional[int] = ranged(None, within=COUNT, help="Training images encoded for t2i/lcm "
                                                                "(default 48000)."),
-    eval_prompts: int = typer.Option(200, min=1, help="Held-out prompts `assemble` scores for the card."),
-    eval_images: Optional[int] = typer.Option(None, min=1, help="Held-out images for the autoencoder's PSNR "
+    eval_prompts: int = ranged(200, within=COUNT, help="Held-out prompts `assemble` scores for the card."),
+    eval_images: Optional[int] = ranged(None, within=COUNT, help="Held-out images for the autoencoder's PSNR "
                                                              "(default 256) and the scorer's accuracy (default 2000)."),
     as_json: bool = typer.Option(False, "--json", help="Print each stage's metrics as one JSON object."),
 ) -> None:
@@ -95,17 +105,17 @@ def tiny_shapes_video(
                             "model folder."),
     base: str = typer.Option("assets/models/tiny-shapes", help="The text-to-image model whose text encoder and "
                              "autoencoder the video model uses (frozen)."),
-    seconds: Optional[float] = typer.Option(None, help="Training time budget in seconds (default 3600; total "
+    seconds: Optional[float] = ranged(None, within=SECONDS, help="Training time budget in seconds (default 3600; total "
                                             "across resumes)."),
-    steps: Optional[int] = typer.Option(None, help="Training step budget (total across resumes)."),
+    steps: Optional[int] = ranged(None, within=COUNT, help="Training step budget (total across resumes)."),
     resume: bool = typer.Option(False, help="Continue from WORK/checkpoints/video.pt."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from the weights of a video model "
                                             "folder (e.g. assets/models/tiny-shapes-video) with a fresh optimizer: "
                                             "continue the bundled model without its training checkpoint."),
-    clips: int = typer.Option(8_000, min=1, help="Training clips rendered and encoded once into WORK's pool."),
-    batch: int = typer.Option(32, min=1, help="Clips per step."),
-    workers: int = typer.Option(1, min=1, help="Processes rendering the clip pool."),
-    eval_prompts: int = typer.Option(100, min=1, help="Held-out prompts `assemble` scores for the card."),
+    clips: int = ranged(8_000, within=COUNT, help="Training clips rendered and encoded once into WORK's pool."),
+    batch: int = ranged(32, within=COUNT, help="Clips per step."),
+    workers: int = ranged(1, within=COUNT, help="Processes rendering the clip pool."),
+    eval_prompts: int = ranged(100, within=COUNT, help="Held-out prompts `assemble` scores for the card."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
     """Train the causal video model (teacher forcing with noised context, the KV cache's attention pattern)

@@ -6,7 +6,16 @@ from typing import Optional
 
 import typer
 
-from neuralframe.cli.options import MOVING_GAUSSIANS_HELP, SCENE_FORMATS, parse_size
+from neuralframe.cli.options import (
+    frame_size,
+    FPS,
+    GAUSSIANS,
+    MOVING_GAUSSIANS_HELP,
+    SCENE_FORMATS,
+    SECONDS,
+    parse_size,
+    ranged,
+)
 from neuralframe.errors import InputError
 
 
@@ -17,19 +26,22 @@ def view(
                                                         "full-resolution frame is drawn, then exit."),
     camera: Optional[str] = typer.Option(None, help="Start at the camera in this JSON file "
                                                     "({viewmat, K, width, height})."),
-    size: str = typer.Option("1280x720", help="Window size WIDTHxHEIGHT (a --camera sets its own)."),
-    target_fps: float = typer.Option(30.0, help="Frame rate adaptive resolution holds while the camera moves."),
+    size: str = frame_size("1280x720", help="Window size WIDTHxHEIGHT (a --camera sets its own)."),
+    target_fps: float = ranged(30.0, within=FPS, help="Frame rate adaptive resolution holds while the camera moves."),
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
-    moving_gaussians: int = typer.Option(50_000, help=MOVING_GAUSSIANS_HELP),
+    moving_gaussians: int = ranged(50_000, within=GAUSSIANS, help=MOVING_GAUSSIANS_HELP),
     hud: bool = typer.Option(True, help="Show the overlay at start (H toggles it)."),
-    seconds: Optional[float] = typer.Option(None, help="Close after this many seconds."),
+    seconds: Optional[float] = ranged(None, within=SECONDS, help="Close after this many seconds."),
 ) -> None:
     """Open a scene in a window: left drag orbits, right drag pans, wheel zooms, WASD/QE fly, R resets,
     +/- field of view, 1/2/3 rgb/depth/alpha, H overlay, P screenshot, Esc quits."""
     from neuralframe.render.camera import load_cameras
     from neuralframe.render.scene import default_scene_path, open_scene
+    from neuralframe.streaming.outputs import check_png_output
     from neuralframe.viewer.app import ViewerApp, ViewerSettings, require_display
 
+    if screenshot:
+        check_png_output(screenshot, scene)  # before a window opens or the scene loads
     require_display()
     opened = open_scene(scene or default_scene_path())
     start = load_cameras(camera)[0] if camera else None

@@ -1,7 +1,9 @@
 """Connecting to Ray: a local Ray started for one job (and fully removed after it), or an existing cluster.
 
 `--ray` (or `--ray local`) starts a local Ray with this machine's cores in a temporary folder of its own;
-when the job ends (finished, failed or Ctrl-C) its processes are shut down and the folder is removed.
+when the job ends (finished, failed or Ctrl-C) its processes are shut down and the folder is removed. The
+folder is made in NEURALFRAME_RAY_TMPDIR, else the system's temporary folder; when Ray's Unix socket paths
+under it would be too long for the system (see `longest_socket_path`), in a short private folder under /tmp.
 `--ray ADDRESS` (`auto`, `HOST:PORT` or `ray://HOST:10001`) joins a running cluster and leaves it running;
 every node needs neuralframe installed (the same version) and the input files are read by the driver, so
 only the driver needs them.
@@ -10,8 +12,10 @@ only the driver needs them.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,6 +26,9 @@ from neuralframe.errors import InputError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'neuralframe[distributed]'"
 TMPDIR_ENV = "NEURALFRAME_RAY_TMPDIR"  # where a local Ray keeps its session folder (default: the system's)
+# the Unix sockets a local Ray (head node) binds in <temp>/session_<date>_<pid>/sockets/ (ray._private.node)
+SOCKET_NAMES = ("plasma_store", "raylet")
+SHORT_BASES = ("/tmp", "/var/tmp")  # where a private folder goes when the preferred one is too deep
 
 
 def require_ray():
@@ -100,10 +107,37 @@ class RaySession:
         self.actors.clear()
 
 
-def _local_temp_dir() -> str:
-    base = os.environ.get(TMPDIR_ENV) or tempfile.gettempdir()
-    os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="nf-", dir=base)  # short: Ray's socket paths under it are <= 107 bytes
+def socket_path_limit() -> int:
+    """The longest Unix socket path, in bytes, that Ray accepts here (sun_path less its NUL: 103 on macOS, 107
+    elsewhere), as ray._private.utils.validate_socket_filepath checks it."""
+    return (104 if sys.platform == "darwin" else 108) - 1
+
+
+def longest_socket_path(temp_dir: str, pid: int | None = None) -> int:
+    """Length in bytes of the longest socket path a local Ray started by process `pid` (default: this one)
+    creates under `temp_dir`: <temp_dir>/session_<%Y-%m-%d_%H-%M-%S_%f>_<pid>/sockets/<name>."""
+    date = datetime.datetime.today().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    session = f"session_{date}_{os.getpid() if pid is None else pid}"
+    return max(len(os.fsencode(os.path.join(temp_dir, session, "sockets", name))) for name in SOCKET_NAMES)
+
+
+def local_temp_dir() -> str:
+    """A new private folder (mode 0700) for a local Ray's session, whose socket paths fit the system's limit:
+    in NEURALFRAME_RAY_TMPDIR, else the system's temporary folder; when that one is too deep, under /tmp (or
+    /var/tmp). The caller removes it."""
+    preferred = os.path.abspath(os.environ.get(TMPDIR_ENV) or tempfile.gettempdir())
+    for base in (preferred, *SHORT_BASES):
+        try:
+            os.makedirs(base, exist_ok=True)
+            folder = tempfile.mkdtemp(prefix="nf-", dir=base)
+        except OSError:
+            continue
+        if longest_socket_path(folder) <= socket_path_limit():
+            return folder
+        _remove(folder)  # measured on the folder itself: mkdtemp's name length is its own business
+    raise InputError(f"could not make a folder for the local Ray whose socket paths fit in {socket_path_limit()} "
+                     f"bytes, in '{preferred}' or {' or '.join(SHORT_BASES)}: set {TMPDIR_ENV} to a short writable "
+                     "folder")
 
 
 @contextlib.contextmanager
@@ -135,7 +169,7 @@ def _ray_session(settings: RaySettings) -> Iterator[RaySession]:
             # Ray lowers its workers' priority (nice 15) so that its own services stay responsive on a shared
             # node; a local Ray started for one job is that job, and runs at the command's priority
             os.environ.setdefault("RAY_worker_niceness", "0")
-            temp_dir = _local_temp_dir()
+            temp_dir = local_temp_dir()
             ray.init(num_cpus=settings.num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      log_to_driver=False, configure_logging=False, _temp_dir=temp_dir, namespace="neuralframe")
         else:
@@ -143,6 +177,7 @@ def _ray_session(settings: RaySettings) -> Iterator[RaySession]:
     except OSError as error:
         _remove(temp_dir)
         if "path length" in str(error):
+            # only a Ray whose socket names outgrow SOCKET_NAMES gets here: local_temp_dir measured the rest
             raise InputError(f"the local Ray's socket paths under '{temp_dir}' are too long for the system: set "
                              f"{TMPDIR_ENV} to a shorter folder (for example /tmp)") from None
         raise InputError(f"could not start a local Ray: {error}") from None

@@ -84,6 +84,8 @@ class RaySource(Source):
     output frames in order. The inner source is read on the driver, a chunk at a time, as workers need
     input; units are `unit_frames` long and warm up on the `warmup` frames before them."""
 
+    stop_timeout_s = None  # a read waits for a unit, which ends: a stop waits for it (streaming/pipeline.py)
+
     def __init__(self, inner: Source, session, make_stage: Callable[[], Stage], *, warmup: int = 0,
                  unit_frames: int | None = None, keep: tuple[str, ...] = (), max_frames: int | None = None,
                  can_use_gpu: bool = False, on_submit=None, name: str = "ray"):
@@ -267,7 +269,7 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
     from neuralframe.apps.clips import ClipFolder, ClipWork
     from neuralframe.console import progress_bar
     from neuralframe.distributed.scheduler import Unit, UnitRunner
-    from neuralframe.streaming.sinks import VideoFileSink
+    from neuralframe.streaming.sinks import check_video_output
 
     if frames < 1:
         raise InputError(f"--frames must be at least 1, got {frames}")
@@ -279,7 +281,7 @@ def generate_ray(schedules: list[list[tuple[int, str]]], out: str | os.PathLike,
     else:
         if len(schedules) != 1:
             raise InputError("several prompts make several clips: give a folder with -o")
-        VideoFileSink(out, fps=fps)  # checks the name before any worker starts
+        check_video_output(out)  # before any worker starts
     units = [(Unit(i, 0, frames, label=f"clip {i}: '{s[0][1][:40]}'"), (s, seed)) for i, s in enumerate(schedules)]
     runner = UnitRunner(session, functools.partial(ClipWork, model, device, tiny_vae, frames, steps), None,
                         workers=session.worker_count(len(units)), cpus=session.settings.cpus_per_worker,

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import datetime
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,20 +69,23 @@ class ExportSettings:
     cache_dir: str | None = None
 
 
+GRAPH_FILES = (".onnx", ".engine", ".trt", ".plan", ".json")
+
+
 def _check_out_dir(out: str) -> tuple[Path, bool]:
     """The output folder and whether it must be created; OutputError when it cannot be written."""
+    from neuralframe.errors import OutputError
+    from neuralframe.streaming.outputs import check_folder
+
     path = Path(out)
-    if path.exists():
-        if not path.is_dir():
-            raise OutputError(f"output folder '{out}' is a file, not a folder")
-        target = path
-    else:
-        parent = path.parent
-        if not parent.is_dir():
-            raise OutputError(f"output folder '{out}' cannot be created: '{parent}' is not an existing folder")
-        target = parent
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder '{out}' cannot be written (no permission in '{target}')")
+    if path.suffix.lower() in GRAPH_FILES and not path.is_dir():  # a folder may have a dot in its name
+        raise OutputError(f"cannot write '{out}': it names a '{path.suffix}' file; write a folder for the graphs "
+                          "(a new name, or an existing folder)")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write '{out}': it is a file, not a folder")
+    check_folder(path)  # the folder it goes in takes new files
+    if path.is_dir():
+        check_folder(path, folder=path)  # the files go inside: it must take them
     return path, not path.exists()
 
 

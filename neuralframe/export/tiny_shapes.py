@@ -161,7 +161,7 @@ def _load(options: BuildOptions) -> Components:
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
         vae = AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
         tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
         raise InputError(f"{folder}: cannot load its components ({str(e).splitlines()[0]})") from None
     guidance = float(ImageDefaults.read(folder).guidance_scale or 3.0)
     where = "bundled assets/models/tiny-shapes" if options.model_path is None else str(folder)

@@ -19,11 +19,11 @@ letters and mojibake do not (open_clip straightens/unescapes/repairs them first)
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 from neuralframe.assets import asset
+from neuralframe.backend.archives import read_gzip
 from neuralframe.errors import InputError, MissingDependencyError
 
 ASSET_DIR = asset("models", "clip-tokenizer")
@@ -32,6 +32,7 @@ CONTEXT_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # open_clip keeps the first 49152 - 256 - 2 merges of the file (the rest are never used)
 N_MERGES = VOCAB_SIZE - 2 * 256 - 2
+MAX_BPE_BYTES = 16 << 20  # open_clip's merges file inflates to about 1.4 MB
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -52,7 +53,7 @@ def read_bpe_merges(bpe_gz: str | Path) -> list[tuple[str, str]]:
     path = Path(bpe_gz)
     if not path.is_file():
         raise InputError(f"BPE vocabulary not found: {path}")
-    lines = gzip.open(path).read().decode("utf-8").split("\n")
+    lines = read_gzip(path, "BPE vocabulary", limit=MAX_BPE_BYTES).decode("utf-8", errors="replace").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
     if len(merges) != N_MERGES or any(len(m) != 2 for m in merges):
         raise InputError(f"{path} is not a CLIP BPE merges file: expected {N_MERGES} merge lines after the header")

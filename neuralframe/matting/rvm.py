@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuralframe.backend.weights import load_weights
 from neuralframe.errors import InputError
 from neuralframe.matting.rvm_encoder import MobileNetV3Encoder
 
@@ -357,18 +358,6 @@ def export_onnx(model: RVM, path: str | os.PathLike, size: tuple[int, int] = (28
     return p
 
 
-def _unreadable(path: Path, error: Exception) -> str:
-    """Why torch.load refused a file, in a user's words (torch's own message is long and speaks of code)."""
-    import zipfile
-
-    text = str(error)
-    if "Unsupported global" in text or "add_safe_globals" in text:
-        return "it holds pickled Python objects (a whole model?), not only tensors; save model.state_dict() instead"
-    if "zip archive" in text or zipfile.is_zipfile(path):
-        return "the archive is damaged or incomplete (copy or download it again)"
-    return "it is not a file written by torch.save (as the official rvm_mobilenetv3.pth is)"
-
-
 def load_rvm(path: str | os.PathLike) -> RVM:
     """An RVM (eval mode, CPU) with the weights of a .pth state dict such as the official rvm_mobilenetv3.pth.
 
@@ -377,10 +366,7 @@ def load_rvm(path: str | os.PathLike) -> RVM:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"RVM weights '{p}' do not exist")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors all mean the same thing to a user
-        raise InputError(f"RVM weights '{p}' could not be read: {_unreadable(p, error)}") from None
+    state = load_weights(p, f"RVM weights '{p}'", like="the official rvm_mobilenetv3.pth", limit=1 << 30)
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise InputError(f"RVM weights '{p}' are not a state dict (got {type(state).__name__})")
     if "backbone.conv1.weight" in state:

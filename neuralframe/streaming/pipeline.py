@@ -1,175 +1,50 @@
 """`Source -> Stage -> ... -> Sink` on worker threads joined by bounded queues.
 
-Each edge has a policy:
-- `block` (offline work): a full queue makes the producer wait; nothing is lost.
-- `latest` (live work): the queue holds one frame and a new frame replaces an unread one; the number
-  replaced is counted as dropped.
+The nodes' contracts are in `nodes.py`; each edge (`edge.py`) is `block` (offline work: lossless,
+back-pressure) or `latest` (live work: a slow consumer sees only the newest frame; the rest is dropped).
 
 The first error in any node cancels every queue (so no thread waits forever), the sink removes its
-partial output, and `run()` raises a `PipelineError` naming the node. `stop()` (and Ctrl-C during
-`run()`) ends the stream at the source and lets what is in flight drain into the sink, which then
-finalises its output; `cancel()` drops everything and aborts the sink. Every frame the source emitted
-is accounted for in the report: written, dropped by a `latest` edge, filtered by a stage, or discarded
-by a cancellation or failure.
+partial output, and `run()` raises a `PipelineError` naming the node. `stop()` ends the stream at the
+source and lets what is in flight drain into the sink, which then finalises its output; `cancel()` drops
+everything and aborts the sink. Every frame the source emitted is accounted for in the report: written,
+dropped by a `latest` edge, filtered by a stage, or discarded by a cancellation or failure.
+
+Interrupts. A Ctrl-C (`KeyboardInterrupt`) or a SIGTERM taken as one (`neuralframe.ctrlc.Terminated`) that
+lands on the caller's thread while the pipeline runs stops it as `stop()` does, so the output holds the
+frames so far, finalised (a stream stopped before any frame was written leaves nothing); a second one
+cancels. Then the interrupt is raised again, carrying the report as `.report`: the command exits as
+interrupted (130, or 143 for SIGTERM), with a valid file.
+
+Stuck nodes. A call into a node that has not returned `stop_timeout_s` (the node's attribute) after a stop,
+a cancel or a failure is left behind: its thread is a daemon that ends when the call returns, the frame in
+its hands is discarded, and the rest of the pipeline ends without it (the frames already past it still
+reach the sink). A source's `read` gets 5 s, so a camera or a network mount that hangs cannot keep Ctrl-C
+or SIGTERM from ending the run; stages and sinks compute or write, and are waited for (None), as is a source
+whose reads end by themselves (Ray's units): a thread left inside C++ code when the process exits can abort
+it. There is no stall timeout while the stream runs: a read that takes long is not an error by itself (a
+file on a slow or sleeping disk, a camera in low light, a Ray unit rendering); a source that can tell a
+dead input from a slow one says so itself (a webcam that stops delivering ends the stream with an
+`end_reason`). A regular file cannot stall for ever; FIFOs and devices (whose size reads 0) are refused as
+video inputs before any work.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from neuralframe import ctrlc
 from neuralframe.errors import InputError, NeuralframeError, PipelineError
+from neuralframe.streaming.edge import EOS as _EOS
+from neuralframe.streaming.edge import POLICIES, Edge
+from neuralframe.streaming.edge import Cancelled as _Cancelled
 from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.nodes import FunctionStage, Sink, Source, Stage
 from neuralframe.streaming.stats import Ledger, PipelineReport, StageStats
 
-POLICIES = ("block", "latest")
-
-
-class Source:
-    """Produces frames. `open()` runs on the caller's thread (so a camera that will not open fails
-    before any thread starts); `read()` runs on the source's worker thread and returns None at the
-    end of the stream; `close()` always runs once. A source whose stream ended early for a reason the
-    user should know (a camera unplugged) sets `end_reason`; the report carries it."""
-
-    name = "source"
-    end_reason: str | None = None
-
-    def open(self) -> StreamInfo:
-        raise NotImplementedError
-
-    def read(self) -> Frame | None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class Stage:
-    """Transforms frames on its own worker thread. `process()` may return None to filter a frame out
-    (counted in the report). `setup()` runs on the caller's thread before any frame and returns the
-    stream info after this stage (a stage that resizes changes it)."""
-
-    name = "stage"
-
-    def setup(self, info: StreamInfo) -> StreamInfo:
-        return info
-
-    def process(self, frame: Frame) -> Frame | None:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Forget the per-stream state (recurrent state, caches, banks) so the next frame starts a new stream
-        with the models still loaded; stateless stages have nothing to do."""
-
-    def teardown(self) -> None:
-        pass
-
-
-class Sink:
-    """Consumes frames. `open()` runs on the caller's thread (an unwritable path fails early);
-    `write()` on the sink's worker thread; then exactly one of `close()` (success: finalise the output)
-    or `abort()` (failure or cancellation: remove anything partial)."""
-
-    name = "sink"
-
-    def open(self, info: StreamInfo) -> None:
-        pass
-
-    def write(self, frame: Frame) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    @property
-    def output(self) -> str | None:
-        """Where the result went (a path), for reports."""
-        return None
-
-
-class FunctionStage(Stage):
-    """A stage from a plain function `Frame -> Frame | None`."""
-
-    def __init__(self, fn: Callable[[Frame], Frame | None], name: str | None = None):
-        self.fn = fn
-        self.name = name or getattr(fn, "__name__", "stage")
-
-    def process(self, frame: Frame) -> Frame | None:
-        return self.fn(frame)
-
-
-class _Cancelled(Exception):
-    pass
-
-
-_EOS = object()
-
-
-class Edge:
-    """A bounded queue between two nodes, with a `block` or `latest` policy. No polling: waiters sleep
-    on a condition that `put`, `get`, `close` and `cancel` all notify."""
-
-    def __init__(self, capacity: int, policy: str):
-        if policy not in POLICIES:
-            raise InputError(f"unknown queue policy '{policy}': use block or latest")
-        self.policy = policy
-        self.capacity = 1 if policy == "latest" else max(1, int(capacity))
-        self.dropped = 0
-        self._items: deque[Frame] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
-        self._cancelled = False
-
-    def put(self, frame: Frame) -> int:
-        """Queue a frame; returns how many older frames it replaced. Raises `_Cancelled`."""
-        with self._cond:
-            replaced = 0
-            if self.policy == "latest":
-                while len(self._items) >= self.capacity:
-                    self._items.popleft()
-                    replaced += 1
-                self.dropped += replaced
-            else:
-                while len(self._items) >= self.capacity and not self._cancelled:
-                    self._cond.wait()
-            if self._cancelled:
-                raise _Cancelled
-            self._items.append(frame)
-            self._cond.notify_all()
-            return replaced
-
-    def get(self) -> Any:
-        """The next frame, or `_EOS` once the producer closed and the queue is empty. Raises `_Cancelled`."""
-        with self._cond:
-            while not self._items and not self._closed and not self._cancelled:
-                self._cond.wait()
-            if self._cancelled:
-                raise _Cancelled
-            if self._items:
-                frame = self._items.popleft()
-                self._cond.notify_all()
-                return frame
-            return _EOS
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def cancel(self) -> int:
-        """Wake every waiter for good; returns the number of frames left unread."""
-        with self._cond:
-            self._cancelled = True
-            left = len(self._items)
-            self._items.clear()
-            self._cond.notify_all()
-            return left
+# the contracts and the edge policies, imported from here by the nodes and products
+__all__ = ["POLICIES", "FunctionStage", "Pipeline", "Sink", "Source", "Stage", "is_user_error"]
 
 
 class Pipeline:
@@ -183,6 +58,8 @@ class Pipeline:
         queue_size: capacity of `block` edges.
         max_frames: stop (gracefully) after the source emitted this many frames.
         on_frame: called on the sink's thread after each written frame (progress bars, previews).
+        memory_advice: what the user can do when the frames will not fit in memory (checked in `start`,
+            after the source opens and after each stage's setup, before the sink opens).
     """
 
     def __init__(
@@ -195,8 +72,10 @@ class Pipeline:
         queue_size: int = 4,
         max_frames: int | None = None,
         on_frame: Callable[[Frame], None] | None = None,
+        memory_advice: str = "use a smaller frame size",
     ):
         self.source = source
+        self.memory_advice = memory_advice
         self.stages = list(stages)
         self.sink = sink
         n_edges = len(self.stages) + 1
@@ -220,32 +99,86 @@ class Pipeline:
         self._started = False
         self._t0 = 0.0
         self._sink_closed = False
+        self.report: PipelineReport | None = None
+        nodes = [source, *self.stages, sink]
+        self._timeouts = [getattr(node, "stop_timeout_s", 5.0 if node is source else None) for node in nodes]
+        self._busy_since: list[float | None] = [None] * len(nodes)  # when each node's call in progress began
+        self._left: set[int] = set()  # nodes left behind, stuck in a call (module docstring)
+        # set by each worker as it ends: waited on instead of Thread.join, which a Ctrl-C can leave believing
+        # a running thread has ended (CPython 3.11's bpo-45274 fix releases the thread's own lock)
+        self._done = [threading.Event() for _ in nodes]
+        self._left_notes: list[str] = []
+        self._node_lock = threading.Lock()
+        self._ending_at: float | None = None  # when the first stop, cancel or failure came
 
     # control ---------------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """End the stream at the source; frames in flight still reach the sink, which finalises."""
+        """End the stream at the source; frames in flight still reach the sink, which finalises (a stream
+        stopped before any frame was written leaves nothing)."""
+        self._ending()
         self._stop.set()
 
     def cancel(self) -> None:
         """Drop everything in flight and abort the sink (its partial output is removed)."""
+        self._ending()
         self._cancel.set()
         self._cancel_edges()
 
+    def _ending(self) -> None:
+        if self._ending_at is None:
+            self._ending_at = time.perf_counter()
+
     @property
     def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        return bool(self._threads) and not all(done.is_set() for done in self._done)
 
     def _cancel_edges(self) -> None:
         for edge in self.edges:
             self.ledger.add("discarded", edge.cancel())
 
-    def _fail(self, node: str, error: BaseException) -> None:
+    def _fail(self, k: int, error: BaseException) -> None:
+        """Node `k` failed: the first failure is the one reported; a node left behind fails unheard."""
+        if k in self._left:
+            return
         with self._error_lock:
             if self._error is None:
-                self._error = (node, error)
+                self._error = (self.stats[k].name, error)
+        self._ending()
         self._cancel.set()
         self._cancel_edges()
+
+    def _returned(self, k: int) -> bool:
+        """Node `k`'s call returned (or raised); True when the pipeline left it behind meanwhile."""
+        with self._node_lock:
+            self._busy_since[k] = None
+            return k in self._left
+
+    def _leave_stuck(self) -> None:
+        """Leave behind each node whose call has gone on for its `stop_timeout_s` since the stop, cancel or
+        failure (module docstring): what it already passed on still reaches the sink, what is queued for it
+        is discarded, and the rest of the pipeline ends without it."""
+        if self._ending_at is None:
+            return
+        now, last = time.perf_counter(), len(self._threads) - 1
+        for k in range(len(self._threads)):
+            timeout = self._timeouts[k]
+            with self._node_lock:
+                since = self._busy_since[k]
+                if (k in self._left or since is None or timeout is None or self._done[k].is_set()
+                        or now - max(since, self._ending_at) < timeout):
+                    continue
+                self._left.add(k)
+            what = "read()" if k == 0 else "write()" if k == last else "process()"
+            why = "failure" if self._error is not None else "cancel" if self._cancel.is_set() else "stop"
+            self._left_notes.append(f"{self.stats[k].kind} '{self.stats[k].name}' stalled: its {what} did not "
+                                    f"return within {timeout:g} s of the {why}; the stream ended without it")
+            if k > 0:
+                self.ledger.add("discarded")  # the frame in its hands
+            for edge in self.edges[:k]:  # nothing upstream can reach the sink any more
+                self.ledger.add("discarded", edge.cancel())
+            if k < last:
+                self.edges[k].close()  # what it passed on before it stalled still reaches the sink
 
     # running ---------------------------------------------------------------------------------------
 
@@ -256,55 +189,105 @@ class Pipeline:
             raise RuntimeError("a pipeline runs once")
         self._started = True
         opened: list[Callable[[], None]] = []
+        started = 0
         try:
             info = self.source.open()
             opened.append(self.source.close)
-            for stage in self.stages:
+            need = self._check_memory(0, 0, info)
+            for i, stage in enumerate(self.stages):
                 info = stage.setup(info)
                 opened.append(stage.teardown)
+                need = self._check_memory(need, i + 1, info)
             self.sink.open(info)
             opened.append(self.sink.abort)
-        except BaseException:
-            for undo in reversed(opened):
+            self.info = info
+            self._t0 = time.perf_counter()
+            bodies = [(self._run_source,)] + [(self._run_stage, i, stage) for i, stage in enumerate(self.stages)] \
+                + [(self._run_sink,)]
+            workers = [threading.Thread(target=self._worker, args=(k, *body), name=f"nf-{self.stats[k].name}",
+                                        daemon=True) for k, body in enumerate(bodies)]
+            with ctrlc.deferred():  # a Ctrl-C or SIGTERM while the workers start is raised once they all run
+                self._threads = workers
+                for t in workers:
+                    t.start()
+                    started += 1
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt) and started and started == len(self._threads):
+                self.interrupted(error)  # every worker runs: stop them gracefully, keep the frames so far
+            if started:  # a thread that would not start: end those that did (they close their own nodes)
+                for done in self._done[started:]:
+                    done.set()
+                self.cancel()
+                self._join_to_the_end()
+            for undo in reversed(opened[started:]):
                 try:
                     undo()
                 except Exception:
                     pass
             raise
-        self.info = info
-        self._t0 = time.perf_counter()
-        workers = [threading.Thread(target=self._run_source, name=f"nf-{self.stats[0].name}", daemon=True)]
-        for i, stage in enumerate(self.stages):
-            workers.append(threading.Thread(target=self._run_stage, args=(i, stage),
-                                            name=f"nf-{self.stats[i + 1].name}", daemon=True))
-        workers.append(threading.Thread(target=self._run_sink, name=f"nf-{self.stats[-1].name}", daemon=True))
-        self._threads = workers
-        for t in workers:
-            t.start()
         return self
 
+    def _check_memory(self, spent: int, node: int, info: StreamInfo) -> int:
+        """The memory frames take up to node `node` (0: the source; the last stage brings the sink): `spent`
+        for the nodes before it, plus its frames of `info`'s size, worked on and queued on its outgoing edge.
+        An InputError when that will not fit (`backend.memory`), before the first frame is made."""
+        from neuralframe.backend.memory import check_allocation, pipeline_bytes
+
+        nodes = 2 if node == len(self.stages) else 1
+        need = spent + pipeline_bytes(info.width, info.height, nodes, self.edges[node].capacity)
+        where = f" ({info.name})" if info.name else ""
+        check_allocation(need, f"{info.width}x{info.height} frames{where}", self.memory_advice)
+        return need
+
     def wait(self) -> PipelineReport:
-        """Wait for the workers; Ctrl-C once stops gracefully, twice cancels. Raises `PipelineError`."""
+        """Wait for the workers and return the report; raises `PipelineError` on the first node failure. A
+        Ctrl-C or SIGTERM meanwhile stops the stream, then is raised again (`interrupted`)."""
         try:
             self._join()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            self.interrupted(interrupt)
+        return self._finish()
+
+    def run(self) -> PipelineReport:
+        """Start, wait and return the report (raises `PipelineError` on the first node failure, and a Ctrl-C
+        or SIGTERM again once the output holds the frames so far)."""
+        self.start()
+        try:
+            return self.wait()
+        except KeyboardInterrupt as interrupt:  # also one that landed between start() and wait()
+            self.interrupted(interrupt)
+
+    def interrupted(self, interrupt: KeyboardInterrupt) -> NoReturn:
+        """End the run after `interrupt` (a Ctrl-C, or a SIGTERM as `ctrlc.Terminated`) landed on the caller's
+        thread, in `wait()` or around it: stop, let what is in flight reach the sink, which finalises (a
+        second interrupt cancels), then raise `interrupt` again with the report as `.report` (a
+        `PipelineError` instead when a node failed meanwhile). Callers that do more between `start()` and
+        `wait()` (a progress bar) call it when an interrupt lands there."""
+        if self.report is None and self._threads:
             self.stop()
             try:
                 self._join()
             except KeyboardInterrupt:
                 self.cancel()
-                self._join()
-        return self._finish()
-
-    def run(self) -> PipelineReport:
-        """Start, wait and return the report (raises `PipelineError` on the first node failure)."""
-        return self.start().wait()
+                self._join_to_the_end()
+            self._finish()
+        interrupt.report = self.report
+        raise interrupt
 
     def _join(self) -> None:
-        for t in self._threads:
-            while t.is_alive():
-                t.join(0.1)
+        """Wait for every worker, or leave a stuck one behind (`_leave_stuck`)."""
+        for k in range(len(self._threads)):
+            while k not in self._left and not self._done[k].wait(0.1):
                 ctrlc.checkpoint()  # a Ctrl-C deferred while a job runs on Ray (neuralframe.ctrlc)
+                self._leave_stuck()
+
+    def _join_to_the_end(self) -> None:
+        """`_join`, deaf to more interrupts: after a cancel every worker ends, or is left behind, soon."""
+        while True:
+            try:
+                return self._join()
+            except KeyboardInterrupt:
+                continue
 
     def _finish(self) -> PipelineReport:
         wall = time.perf_counter() - self._t0
@@ -331,7 +314,8 @@ class Pipeline:
             dropped_per_edge=[e.dropped for e in self.edges],
             policies=[e.policy for e in self.edges],
             output=self.sink.output if self._sink_closed else None,
-            end_reason=getattr(self.source, "end_reason", None),
+            end_reason="; ".join(r for r in [getattr(self.source, "end_reason", None), *self._left_notes] if r)
+            or None,
         )
         if self._error is not None:
             node, error = self._error
@@ -343,7 +327,13 @@ class Pipeline:
         self.report = report
         return report
 
-    # workers ---------------------------------------------------------------------------------------
+    # workers (node k: 0 the source, then the stages, the sink last) ------------------------------------
+
+    def _worker(self, k: int, body: Callable, *args) -> None:
+        try:
+            body(*args)
+        finally:
+            self._done[k].set()
 
     def _run_source(self) -> None:
         stats = self.stats[0]
@@ -352,10 +342,13 @@ class Pipeline:
             while not self._stop.is_set() and not self._cancel.is_set():
                 if self.max_frames is not None and self.ledger.emitted >= self.max_frames:
                     break
-                t = time.perf_counter()
-                frame = self.source.read()
-                if frame is None:
-                    break
+                t = self._busy_since[0] = time.perf_counter()
+                try:
+                    frame = self.source.read()
+                finally:
+                    left = self._returned(0)
+                if left or frame is None:
+                    break  # a frame read after the pipeline left the source behind was never emitted
                 stats.record(time.perf_counter() - t)
                 self.ledger.add("emitted")
                 try:
@@ -364,28 +357,32 @@ class Pipeline:
                     self.ledger.add("discarded")
                     break
         except BaseException as error:  # noqa: BLE001 - any failure is reported with the node's name
-            self._fail(stats.name, error)
+            self._fail(0, error)
         finally:
             out.close()
             try:
                 self.source.close()
             except Exception as error:  # noqa: BLE001
-                self._fail(stats.name, error)
+                self._fail(0, error)
 
     def _run_stage(self, i: int, stage: Stage) -> None:
-        stats = self.stats[i + 1]
-        inp, out = self.edges[i], self.edges[i + 1]
+        k = i + 1
+        stats = self.stats[k]
+        inp, out = self.edges[i], self.edges[k]
         try:
             while True:
                 item = inp.get()
                 if item is _EOS:
                     break
-                t = time.perf_counter()
+                t = self._busy_since[k] = time.perf_counter()
                 try:
                     result = stage.process(item)
                 except BaseException:
-                    self.ledger.add("discarded")
+                    if not self._returned(k):
+                        self.ledger.add("discarded")
                     raise
+                if self._returned(k):
+                    break  # left behind: its frame was counted then
                 stats.record(time.perf_counter() - t)
                 if result is None:
                     stats.filtered += 1
@@ -399,16 +396,17 @@ class Pipeline:
         except _Cancelled:
             pass
         except BaseException as error:  # noqa: BLE001
-            self._fail(stats.name, error)
+            self._fail(k, error)
         finally:
             out.close()
             try:
                 stage.teardown()
             except Exception as error:  # noqa: BLE001
-                self._fail(stats.name, error)
+                self._fail(k, error)
 
     def _run_sink(self) -> None:
-        stats = self.stats[-1]
+        k = len(self.stats) - 1
+        stats = self.stats[k]
         inp = self.edges[-1]
         finished = False
         try:
@@ -420,22 +418,30 @@ class Pipeline:
                 if item is _EOS:
                     finished = True
                     break
-                t = time.perf_counter()
+                t = self._busy_since[k] = time.perf_counter()
                 try:
                     self.sink.write(item)
                 except BaseException:
-                    self.ledger.add("discarded")
+                    if not self._returned(k):
+                        self.ledger.add("discarded")
                     raise
+                if self._returned(k):
+                    return  # left behind: its frame was counted then; the partial output goes (finally)
                 now = time.perf_counter()
                 stats.record(now - t)
                 self.ledger.written_one(now - item.born)
                 if self.on_frame is not None:
                     self.on_frame(item)
-            if finished and not self._cancel.is_set():
-                self.sink.close()
+            # finalise, unless cancelled, or stopped before any frame was written (nothing worth keeping)
+            if finished and not self._cancel.is_set() and (self.ledger.written or not self._stop.is_set()):
+                self._busy_since[k] = time.perf_counter()
+                try:
+                    self.sink.close()
+                finally:
+                    self._returned(k)
                 self._sink_closed = True
         except BaseException as error:  # noqa: BLE001
-            self._fail(stats.name, error)
+            self._fail(k, error)
         finally:
             if not self._sink_closed:
                 try:

@@ -20,19 +20,23 @@ import numpy as np
 
 from neuralframe.errors import InputError, MissingDependencyError, OutputError
 from neuralframe.streaming.frame import Frame, StreamInfo
+from neuralframe.streaming.outputs import check_folder, check_output, names_a_path
 from neuralframe.streaming.pipeline import Sink
 
 VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 
 
-def _check_parent(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise OutputError(f"cannot write '{path}': folder '{parent}' does not exist")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write '{path}': '{parent}' is not a folder")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
+def _temporary(path: Path, make, **names) -> Path:
+    """A temporary file or folder beside `path` (`make` is mkstemp or mkdtemp); a folder that refuses it
+    (gone since the check, full, read-only) is an OutputError."""
+    try:
+        made = make(dir=str(path.parent) or ".", **names)
+    except OSError as error:
+        raise OutputError(f"cannot write '{path}': {error.strerror or error}") from None
+    if isinstance(made, tuple):
+        os.close(made[0])
+        made = made[1]
+    return Path(made)
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -97,13 +101,11 @@ class VideoFileSink(Sink):
         return str(self.path)
 
     def open(self, info: StreamInfo) -> None:
-        _check_parent(self.path)
+        check_folder(self.path)  # exists, and really takes a new file (os.access says yes under /proc)
         fps = self.fps or info.fps or 30.0
         self._rate = Fraction(fps).limit_denominator(1001)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}",
-                                   dir=str(self.path.parent) or ".")
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = _temporary(self.path, tempfile.mkstemp, prefix=f".{self.path.stem}.",
+                               suffix=f".partial{self.path.suffix}")
 
     def _start(self, height: int, width: int) -> None:
         import av
@@ -204,9 +206,8 @@ class ImageFolderSink(Sink):
                 raise OutputError(f"cannot write {self.what} to '{self.folder}': it is a file")
             if any(self.folder.iterdir()):
                 raise OutputError(f"{self.folder_label} '{self.folder}' is not empty: choose a new folder or empty it")
-        _check_parent(self.folder)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial",
-                                          dir=str(self.folder.parent) or "."))
+        check_folder(self.folder)
+        self._tmp = _temporary(self.folder, tempfile.mkdtemp, prefix=f".{self.folder.name}.", suffix=".partial")
 
     def write(self, frame: Frame) -> None:
         import cv2
@@ -390,6 +391,10 @@ class VirtualCamSink(Sink):
             pass
 
 
+IMAGES_ACCEPTS = "a folder for PNG images (a new name without an extension, or an empty folder)"
+SINK_ACCEPTS = f"a .mp4, .mkv or .mov video, or {IMAGES_ACCEPTS}"
+
+
 def parse_sink(spec: str | None, *, fps: float | None = None) -> Sink:
     """A sink from its command-line form: a video name (.mp4/.mkv/.mov), a folder, `virtualcam[:DEVICE]`, or
     nothing (null)."""
@@ -400,21 +405,24 @@ def parse_sink(spec: str | None, *, fps: float | None = None) -> Sink:
     path = Path(spec)
     if path.suffix.lower() in VIDEO_FORMATS:
         return VideoFileSink(path, fps=fps)
-    if path.suffix and path.suffix.lower() not in ("",):
-        if path.suffix.lower() in (".avi", ".webm", ".gif", ".m4v"):
-            raise OutputError(f"cannot write '{path}': video output is .mp4, .mkv or .mov")
+    if path.suffix and not path.is_dir():  # no writer owns it: not a folder of images named "out.docx"
+        raise OutputError(f"cannot write '{spec}': '{path.suffix}' is not a format written here; write {SINK_ACCEPTS}")
     return ImageFolderSink(path)
 
 
-def refuse_input_as_output(source: str | None, *outputs: str | None) -> None:
-    """An OutputError, before any work, when an output names the input file or folder (the same path, or the
-    same file through a link): writing it would replace the user's video with the result."""
-    if not source or not Path(source).exists():
+def check_video_output(out: str | os.PathLike, *inputs: str | None) -> Path:
+    """`check_output` for one video file (what `VideoFileSink` writes)."""
+    return check_output(out, tuple(VIDEO_FORMATS), accepts="a .mp4, .mkv or .mov video", inputs=inputs)
+
+
+def check_sink_output(spec: str | None, *inputs: str | None, images_only: bool = False) -> None:
+    """One clear line, before any work, where `parse_sink(spec)` (or, `images_only`, an image folder sink)
+    could not write: an input, an extension no writer owns, a folder that is missing, cannot take files or is
+    not empty. A window, a virtual camera and no output pass."""
+    if not names_a_path(spec):
         return
-    for out in outputs:
-        if not out or out == "window" or out == VIRTUALCAM or out.startswith(VIRTUALCAM + ":"):
-            continue
-        path = Path(out)
-        if path.exists() and os.path.samefile(source, path):
-            raise OutputError(f"output '{out}' is the input '{source}': write the result to another name (the "
-                              "input is left as it is)")
+    formats = () if images_only else tuple(VIDEO_FORMATS)
+    path = check_output(spec, formats, accepts=IMAGES_ACCEPTS if images_only else SINK_ACCEPTS, folder=True,
+                        inputs=inputs)
+    if path.is_dir() and any(path.iterdir()):
+        raise OutputError(f"output folder '{spec}' is not empty: choose a new folder or empty it")

@@ -7,6 +7,7 @@ names the input and says what to do.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralframe.backend.memory import check_allocation, check_image
 from neuralframe.errors import InputError
 from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Source
@@ -28,6 +30,8 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"{what} '{path}' does not exist")
     if path.is_dir():
         raise InputError(f"{what} '{path}' is a folder, not a file")
+    if not path.is_file():  # a device, a pipe or a socket: endless, or blocking on open
+        raise InputError(f"{what} '{path}' is not a regular file (a device, pipe or socket): give a video file")
     if path.stat().st_size == 0:
         raise InputError(f"{what} '{path}' is empty (0 bytes)")
 
@@ -71,6 +75,12 @@ class VideoFileSource(Source):
         if not width or not height:
             container.close()
             raise InputError(f"input '{self.path}' has a video stream with no picture size (corrupt header?)")
+        try:  # a decoded frame: the decoder's YUV pictures and the RGB copy, before the first is decoded
+            check_allocation(width * height * 8, f"input '{self.path}': {width}x{height} frames",
+                             "use a smaller video")
+        except InputError:
+            container.close()
+            raise
         frames = int(stream.frames) if stream.frames else None
         self._container = container
         self._frames = container.decode(stream)
@@ -136,6 +146,7 @@ class ImageFolderSource(Source):
         import cv2
 
         data = np.fromfile(str(path), dtype=np.uint8)
+        check_image(io.BytesIO(data.tobytes()), f"image '{path}'", 6, "use smaller images")  # BGR, then RGB
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise InputError(f"image '{path}' is empty or not an image OpenCV can read")
@@ -252,6 +263,9 @@ class PatternSource(Source):
             raise InputError(f"pattern size must be at least 16x16, got {width}x{height}")
         if fps <= 0:
             raise InputError(f"fps must be positive, got {fps}")
+        # its planes (bars, float32 pixel coordinates made from int64 ones) and a frame's float32
+        # temporaries: about 48 bytes a pixel, before any is made
+        check_allocation(int(width) * int(height) * 48, f"a {width}x{height} test pattern", "use a smaller --size")
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self.frames = frames
         self.realtime = realtime

@@ -10,6 +10,8 @@ time at `RENDER_SHARE` of the target frame time, and a splat scene with more Gau
 cost is per Gaussian more than per pixel. Input latency is about the render in flight plus the next render
 plus the draw, so the render budget is a fraction of the frame time. When the camera stops, the view
 refines to full resolution with every Gaussian.
+However the window ends, `run()` joins every thread it started (the render and the level-of-detail build stop
+at their next `render.interrupt` check): one left in torch at exit aborts the process ("terminate called").
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 from neuralframe.errors import MissingDependencyError, OutputError
+from neuralframe.streaming.outputs import check_folder
+from neuralframe.render import interrupt
 from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls
 from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequest
 
@@ -118,8 +122,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write '{path}': folder '{parent}' does not exist")
+    check_folder(path)  # exists, and really takes a new file
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.png", dir=str(parent))
     os.close(fd)
     try:
@@ -180,6 +183,8 @@ class ViewerApp:
         self._last_draw = 0.0
         self._hud_key: tuple | None = None
         self._hud_time = 0.0
+        self._detail_thread: threading.Thread | None = None
+        self.detail_error: BaseException | None = None  # the level of detail could not be built (renders all)
 
     # ---- input (also called by scripts and tests, exactly as the window's events do) ----
     def _input(self, change: Callable[[], None]) -> None:
@@ -381,7 +386,8 @@ class ViewerApp:
         self.sink = _waking_sink(self._frame_ready)
         self.stats.implementation = self.scene.implementation(self.settings.impl)
         stage = self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn,
-                                          stale=self.requests.superseded, nice=RENDER_NICE)
+                                          stale=self.requests.superseded, nice=RENDER_NICE,
+                                          cancelled=lambda: self.requests.closed)
         self.pipeline = Pipeline(self.requests, [stage],
                                  self.sink, policy="latest")
         try:
@@ -405,26 +411,41 @@ class ViewerApp:
         self._hud_label = pyglet.text.Label("", x=12, y=0, width=320, multiline=True, anchor_y="top",
                                             font_size=10, color=(255, 255, 255, 255))
         self._t_start = time.perf_counter()
-        if self.moving_level:
-            threading.Thread(target=self.scene.detail, args=(self.moving_level,), name="detail-levels",
-                             daemon=True).start()
-        self.pipeline.start()
-        pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
-        pyglet.clock.schedule_interval(self._heartbeat, 1.0 / REDRAW_HZ)
+        started = False
         try:
+            if self.moving_level:
+                self._detail_thread = threading.Thread(target=self._build_detail, name="nf-detail-levels")
+                self._detail_thread.start()
+            self.pipeline.start()
+            started = True
+            pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
+            pyglet.clock.schedule_interval(self._heartbeat, 1.0 / REDRAW_HZ)
             pyglet.app.run(None)  # draws: _take_frame (a new frame) and _heartbeat
         finally:
             pyglet.clock.unschedule(self._tick)
             pyglet.clock.unschedule(self._heartbeat)
-            self.requests.shutdown()
+            self.requests.shutdown()  # the render in flight and the detail build stop at their next check point
             try:
-                self.pipeline.wait()
+                if started:
+                    self.pipeline.wait()  # raises the render's error
             finally:
                 win.close()
                 self.window = None
+                if self._detail_thread is not None:
+                    _join(self._detail_thread)
             self.stats.seconds = time.perf_counter() - self._t_start
             self.stats.renders_interrupted = self._stage.interrupted
         return self.stats
+
+    def _build_detail(self) -> None:
+        # On its own thread while the first frames render; stopped within a step of `lod.coarser` by closing.
+        try:
+            with interrupt.interruptible(lambda: self.requests.closed):
+                self.scene.detail(self.moving_level)
+        except interrupt.RenderInterrupted:
+            pass
+        except Exception as error:  # the viewer goes on rendering every Gaussian
+            self.detail_error = error
 
     def _on_close(self):
         self.close()
@@ -436,6 +457,18 @@ class ViewerApp:
 
         if self._waker is not None and not getattr(self, "_closing", False):
             pyglet.app.platform_event_loop.post_event(self._waker, "on_frame")
+
+
+def _join(thread: threading.Thread) -> None:
+    """Join `thread` (told to stop: it ends within a check point) even through Ctrl-C, which is raised after."""
+    interrupted = None
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
 
 
 def _waker(on_frame: Callable[[], None]):

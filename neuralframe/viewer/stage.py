@@ -56,6 +56,11 @@ class RequestSource(Source):
     def open(self) -> StreamInfo:
         return StreamInfo(width=self._size[0], height=self._size[1], fps=60.0, frames=None, name="viewer", live=True)
 
+    @property
+    def closed(self) -> bool:
+        """The stream has ended (`shutdown`): nobody will look at a render still in flight."""
+        return self._closed
+
     def superseded(self, request: ViewRequest) -> bool:
         """A newer request than `request` has been submitted (it may already be queued for rendering)."""
         return self._latest is not request
@@ -114,7 +119,8 @@ class RenderStage(Stage):
     A render that a newer request makes stale stops at the renderer's next check point
     (`neuralframe.render.interrupt`) and is dropped, so a new camera waits for a fraction of a render
     instead of a whole one. Never twice in a row: under input faster than renders, every other render
-    still reaches the screen.
+    still reaches the screen. Once `cancelled()` is true (the window is closing) a render in flight stops at its
+    next check point whatever came before, so that the render thread can be joined at once.
 
     Args:
         scene: anything with `render(camera, impl=...)` (see `neuralframe.render.scene`).
@@ -125,18 +131,21 @@ class RenderStage(Stage):
             interrupt.
         nice: lower the rendering thread's scheduling priority by this much (Linux `nice`, per thread) before
             its first render, so that the threads the kernels start inherit it; None: leave it.
+        cancelled: cancelled() is true once the stream is ending (`RequestSource.closed`); None: never.
     """
 
     name = "render"
 
     def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None,
-                 stale: Callable[[ViewRequest], bool] | None = None, nice: int | None = None):
+                 stale: Callable[[ViewRequest], bool] | None = None, nice: int | None = None,
+                 cancelled: Callable[[], bool] | None = None):
         self.scene = scene
         self.nice = nice
         self._niced: set[int] = set()
         self.impl = impl
         self.render_fn = render_fn
         self.stale = stale
+        self.cancelled = cancelled or (lambda: False)
         self.interrupted = 0
         self._last_interrupted = False
 
@@ -154,10 +163,12 @@ class RenderStage(Stage):
         request: ViewRequest = frame.metadata["request"]
         camera = request.camera if request.scale >= 1.0 else request.camera.scaled(request.scale)
         t0 = time.perf_counter()
-        if self.stale is not None and not self._last_interrupted:
-            stale = lambda: self.stale(request)  # noqa: E731
-        else:
-            stale = lambda: False  # noqa: E731
+        superseded = self.stale if self.stale is not None and not self._last_interrupted else None
+        cancelled = self.cancelled
+
+        def stale() -> bool:
+            return cancelled() or (superseded is not None and superseded(request))
+
         level = request.level if self.render_fn is None else 0
         try:
             with interrupt.interruptible(stale):
@@ -168,6 +179,8 @@ class RenderStage(Stage):
                 else:
                     output = self.scene.render(camera, impl=self.impl)
         except interrupt.RenderInterrupted:
+            if cancelled():  # the window is closing: not a render a newer camera replaced
+                return None
             self.interrupted += 1
             self._last_interrupted = True
             return None

@@ -1,4 +1,4 @@
-"""The offline products on a local Ray (2 CPUs, auth off, temporary folders inside the work tree): the same
+"""The offline products on a local Ray (2 CPUs, auth off, the temporary folder `--ray` picks): the same
 frames as one machine, a killed worker's unit retried, a failing unit named with no file left, seams no
 larger than elsewhere."""
 
@@ -28,9 +28,9 @@ PROMPT = "a large red star in the centre over a plain blue background"
 @pytest.fixture(scope="module")
 def cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    from cli_helpers import short_temp_dir
+    from neuralframe.distributed.cluster import local_temp_dir
 
-    tmp = str(short_temp_dir())
+    tmp = local_temp_dir()  # the folder `--ray` would pick: short enough for Ray's socket paths
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=tmp)
     yield ray
     ray.shutdown()

@@ -44,9 +44,10 @@ def test_export_prints_the_table(tmp_path):
     (["export", "rvm"], ["no RVM weights are bundled", "--model"]),
     (["export", "nerf-field", "--model", "scene.ply"], ["does not exist"]),
     (["export", "nerf-field", "--int8", "--random-weights"], ["--int8 is not available for nerf-field"]),
-    (["export", "segmenter", "--opset", "21"], ["opset 21"]),
+    (["export", "segmenter", "--opset", "21"], ["--opset must be from 11 to 20, got 21"]),
     (["export", "segmenter", "--downsample-ratio", "0.5"], ["--downsample-ratio does not apply to segmenter"]),
-    (["export", "rvm", "--random-weights", "--downsample-ratio", "1.5"], ["downsample_ratio must be in (0, 1]"]),
+    (["export", "rvm", "--random-weights", "--downsample-ratio", "1.5"],
+     ["--downsample-ratio must be above 0 and at most 1, got 1.5"]),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "out"
@@ -66,7 +67,7 @@ def test_unwritable_output_isone_clear_line(tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     one_clear_line(nf("export", "segmenter", "-o", str(blocker)), "is a file, not a folder")
-    one_clear_line(nf("export", "segmenter", "-o", str(blocker / "out")), "cannot be created")
+    one_clear_line(nf("export", "segmenter", "-o", str(blocker / "out")), "is a file, not a folder")
     one_clear_line(nf("export", "segmenter", "-o", "/proc/neuralframe-export"), "/proc/neuralframe-export")
     assert blocker.read_text() == "not a folder"
 

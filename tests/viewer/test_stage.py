@@ -47,3 +47,23 @@ def test_cpu_splat_render_stops_when_interrupted_and_not_otherwise():
     outside = rasterize(g, camera, impl="cpu")
     torch.testing.assert_close(inside.rgb, outside.rgb)
     interrupt.check()  # outside any block: never raises
+
+
+def test_a_closing_stream_stops_the_render_in_flight_even_right_after_an_interrupted_one():
+    source = RequestSource(32, 24)
+    calls = []
+
+    def render(camera):
+        calls.append(camera.width)
+        source.submit(ViewRequest(_camera()))  # a newer camera: the first render is dropped, the second may not be
+        if len(calls) == 2:
+            source.shutdown()  # ... but the window closes: nobody will look at it
+        interrupt.check()
+        raise AssertionError("the render went on past its check point")
+
+    stage = RenderStage(scene=None, render_fn=render, stale=source.superseded, cancelled=lambda: source.closed)
+    source.submit(ViewRequest(_camera()))
+    assert stage.process(source.read()) is None and stage.interrupted == 1
+    assert stage.process(source.read()) is None and len(calls) == 2
+    assert stage.interrupted == 1  # closing is not counted as a render a newer camera replaced
+    assert source.read() is None  # the stream has ended

@@ -96,6 +96,18 @@ def work_size(height: int, width: int, native: int) -> tuple[int, int]:
     return max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
 
 
+def check_work_memory(pipe, size: tuple[int, int], batch: int) -> None:
+    """An InputError unless the networks' activations at the working `size` fit in memory, before the engine
+    allocates them: about 2 bytes a pixel of the working size for each channel of the UNet's and the
+    autoencoder's blocks (most at full size in the decoder, the rest at the latents' eighth), for each of the
+    `batch` steps denoised together. Above what the bundled model takes; a floor for wider ones."""
+    from neuralframe.backend.memory import check_allocation
+
+    channels = sum(pipe.unet.config.block_out_channels) + sum(pipe.vae.config.block_out_channels)
+    h, w = size
+    check_allocation(2 * batch * channels * h * w, f"diffusion at {w}x{h}", "use a smaller --size")
+
+
 def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """uint8 [H, W, 3] -> uint8 [h, w, 3] (area when shrinking, bilinear when growing)."""
     if tuple(image.shape[:2]) == tuple(size):
@@ -137,6 +149,7 @@ class DiffuseStage(Stage):
         native = int(pipe.unet.config.sample_size) * scale
         self.size = s.size or work_size(info.height, info.width, native)
         self.out_size = (info.height, info.width)
+        check_work_memory(pipe, self.size, len(s.steps))
         embedded = pipe.unet.config.time_cond_proj_dim is not None
         guidance = s.guidance_scale
         if guidance is None:

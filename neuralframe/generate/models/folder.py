@@ -3,8 +3,9 @@
     pipe = load_pipeline("assets/models/tiny-shapes")          # any local Stable-Diffusion-family folder
     image = generate_image(pipe, "a large red star", steps=4, seed=0)   # uint8 [H, W, 3]
 
-A missing folder, a folder without `model_index.json`, or a part that `model_index.json` lists but the
-folder lacks (or holds without its config or weights) is an `InputError` naming the missing part.
+A missing folder, a folder without `model_index.json`, a part that `model_index.json` lists but the
+folder lacks (or holds without its config or weights), or a part whose config.json disagrees with its weights
+(`generate/models/parts.py`) is an `InputError` naming the part.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from neuralframe.assets import asset
 from neuralframe.errors import InputError, MissingDependencyError
 from neuralframe.generate.models.card import read_card
+from neuralframe.generate.models.parts import check_parts
 
 BUNDLED = asset("models", "tiny-shapes")
 _CONFIGS = ("config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json")
@@ -41,6 +43,8 @@ def check_pipeline_folder(path: str | os.PathLike) -> dict:
         index = json.loads(index_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{index_path}: unreadable ({e}); the folder is damaged") from None
+    if not isinstance(index, dict):
+        raise InputError(f"{index_path}: not a diffusers model index (a JSON object); the folder is damaged")
     for name, spec in index.items():
         if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
             continue
@@ -52,12 +56,21 @@ def check_pipeline_folder(path: str | os.PathLike) -> dict:
             raise InputError(f"{path}: the '{name}' part has no config file; the folder is incomplete")
         if name not in _NO_WEIGHTS and "tokenizer" not in name and not any(f.endswith(_WEIGHTS) for f in files):
             raise InputError(f"{path}: the '{name}' part has no weights file; the folder is incomplete")
+    check_parts(path, model_parts(path, index))
     return index
+
+
+def model_parts(path: Path, index: dict) -> list[str]:
+    """The folders of `path` that hold a network: those model_index.json lists, and the tiny autoencoder and a
+    ControlNet beside them."""
+    listed = [name for name, spec in index.items() if not name.startswith("_") and isinstance(spec, list)
+              and len(spec) == 2 and spec[0] is not None and name not in _NO_WEIGHTS and "tokenizer" not in name]
+    return listed + [name for name in (TINY_VAE, "controlnet") if name not in listed and (path / name).is_dir()]
 
 
 def load_pipeline(path: str | os.PathLike = BUNDLED, dtype: torch.dtype = torch.float32):
     """The folder's own pipeline class (diffusers' DiffusionPipeline.from_pretrained), offline, on the CPU."""
-    check_pipeline_folder(path)
+    index = check_pipeline_folder(path)
     try:
         from diffusers import DiffusionPipeline
     except ImportError as e:  # pragma: no cover - diffusers is a core dependency
@@ -68,7 +81,8 @@ def load_pipeline(path: str | os.PathLike = BUNDLED, dtype: torch.dtype = torch.
     diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar for a local folder
     try:
         pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, dtype=dtype)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+        check_parts(Path(path), model_parts(Path(path), index), strict=True)  # name the part when it is one
         raise InputError(f"{path}: cannot load the pipeline ({str(e).splitlines()[0]})") from None
     finally:
         if bars:
@@ -92,9 +106,11 @@ def load_tiny_vae(path: str | os.PathLike, required: bool = True, dtype: torch.d
                          "with `neuralframe train tiny-shapes --stage tiny-vae` or run without --tiny-vae")
     from diffusers import AutoencoderTiny
 
+    check_parts(folder.parent, [folder.name])
     try:
         vae = AutoencoderTiny.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+        check_parts(folder.parent, [folder.name], strict=True)
         raise InputError(f"{folder}: cannot load the tiny autoencoder ({str(e).splitlines()[0]})") from None
     return vae.eval().requires_grad_(False)
 

@@ -79,7 +79,9 @@ def train_loop(
     checkpoint = Path(checkpoint)
     step, elapsed, averages = 0, 0.0, {}
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        from neuralframe.backend.weights import load_weights
+
+        state = load_weights(checkpoint, f"checkpoint '{checkpoint}'")
         for key, module in modules.items():
             module.load_state_dict(state["modules"][key])
         optimizer.load_state_dict(state["optimizer"])

@@ -54,8 +54,10 @@ def cached_latents(work: Path, progress: Callable[[dict], None] | None = None, n
     from diffusers import AutoencoderKL
 
     path = work / "latents.pt"
-    cache = torch.load(path, weights_only=False) if path.exists() else {"latents": [], "ids": [], "shape": [],
-                                                                          "colour": []}
+    from neuralframe.backend.weights import load_weights
+
+    cache = load_weights(path, f"latent cache '{path}'") if path.exists() else \
+        {"latents": [], "ids": [], "shape": [], "colour": []}
     done = sum(len(x) for x in cache["latents"])
     if done >= n_latents:
         return {k: torch.cat(v)[:n_latents] for k, v in cache.items()}

@@ -268,7 +268,9 @@ def train_video(work: Path, base: str | Path, seconds: float | None, steps: int 
     started = time.time()
     pool = None
     if pool_path.exists():
-        pool = torch.load(pool_path, map_location=device, weights_only=False)
+        from neuralframe.backend.weights import load_weights
+
+        pool = load_weights(pool_path, f"latent pool '{pool_path}'", map_location=device)
         if len(pool["latents"]) < n_clips or "empty_hidden" not in pool or "anchor" not in pool:
             pool = None
     if pool is None:

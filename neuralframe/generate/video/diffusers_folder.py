@@ -130,6 +130,10 @@ def check_video_folder(path: str | os.PathLike) -> dict:
         if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or None in spec:
             continue
         _check_part(path, name, str(spec[1]))
+    from neuralframe.generate.models.parts import check_parts
+
+    check_parts(path, [n for n, s in index.items() if not n.startswith("_") and isinstance(s, list) and len(s) == 2
+                       and None not in s])  # a part whose config.json and weights disagree: one line naming it
     return index
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from neuralframe.backend.memory import check_image
 from neuralframe.errors import InputError, OutputError
 
 SPLITS = ("train", "val", "test")
@@ -94,7 +95,7 @@ def _load_image(path: Path, where: str) -> np.ndarray:
         with Image.open(path) as img:
             img = img.convert("RGBA")
             return np.asarray(img, dtype=np.float32) / 255.0
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:
         raise InputError(f"{where}: image {path} cannot be decoded ({error})") from None
 
 
@@ -155,6 +156,9 @@ def _load_frames(path: Path, meta: dict, frames: list) -> NerfDataset:
         image_path = _find_image(root, name)
         if image_path is None:
             raise InputError(f"{where}: image not found under {root}")
+        if i == 0:  # every image is this size: float32 RGBA, then stacked into one array (a copy)
+            check_image(image_path, f"{path.name}: {len(frames)} images like {image_path.name}",
+                        32 * len(frames), "use fewer or smaller images")
         image = _load_image(image_path, where)
         if size is None:
             size = image.shape[:2]

@@ -69,6 +69,30 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
+def field_bytes(config: FieldConfig) -> int:
+    """The bytes of the field a config builds (hash tables, MLPs, occupancy grid), without building it."""
+    from neuralframe.render.nerf.hashgrid import layout
+
+    grid = config.grid
+    h, g, enc = config.hidden, config.geo_features, grid.n_levels * grid.n_features_per_level
+    weights = enc * h + h * g + (g + 16) * h + h * h + h * 3 + 3 * h  # biases are a rounding error here
+    # past a few hundred levels, the bound every level reaches (rather than a layout of that many levels)
+    entries = layout(grid).total_entries if grid.n_levels <= 256 else grid.n_levels * 2 ** grid.log2_hashmap_size
+    occupancy = 5 * config.occupancy_resolution ** 3  # float32 densities and a bool mask
+    return 4 * (entries * grid.n_features_per_level + weights) + occupancy
+
+
+def _check_memory(config: FieldConfig, path: Path) -> None:
+    """Before a byte is read: the file's tensors and the field its config builds must fit in memory
+    (a config can declare a field far larger than its file)."""
+    from neuralframe.backend.memory import check_allocation
+
+    if min(config.hidden, config.geo_features, config.occupancy_resolution) < 1:
+        raise InputError(f"{path}: the checkpoint's config declares a field with an empty layer or grid")
+    check_allocation(path.stat().st_size + field_bytes(config), f"{path}: the NeRF field its config declares",
+                     "free some memory, or use a machine with more")
+
+
 def load(path: str | os.PathLike, impl: str = "auto") -> tuple[NerfField, dict, dict]:
     """Read a checkpoint: (field, optimiser tensors by name, train state)."""
     from safetensors.torch import load_file
@@ -79,6 +103,7 @@ def load(path: str | os.PathLike, impl: str = "auto") -> tuple[NerfField, dict, 
         train_state = json.loads(meta.get("train", "{}"))
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"{path}: the checkpoint's config is malformed ({error})") from None
+    _check_memory(config, Path(path))
     tensors = load_file(str(path))
     field = NerfField(config, impl=impl)
     state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}

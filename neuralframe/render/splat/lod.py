@@ -15,6 +15,9 @@ they are; the merged opacity keeps the pair's opacity-weighted cross-section (cl
 colour is the weighted mean of the SH coefficients. A merged level is an approximation meant for frames
 whose pixels are several times larger than the scene's Gaussians; the viewer renders with all Gaussians
 once the camera stops.
+
+Building a level of a large scene takes seconds: `coarser` calls `neuralframe.render.interrupt.check()`
+between its steps, so the viewer's background build stops within a step when the window closes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from neuralframe.render import interrupt
 from neuralframe.render.splat.gaussians import Gaussians
 
 MAX_OPACITY = 0.99
@@ -84,6 +88,7 @@ def coarser(g: Gaussians, max_pairs: int | None = None) -> Gaussians:
     g = g.cpu()
     means = g.means.double()
     order = torch.from_numpy(np.argsort(_morton(means.numpy()), kind="stable").astype(np.int64))
+    interrupt.check()
     pairs = n // 2
     a, b = order[0:2 * pairs:2], order[1:2 * pairs:2]
     reach = MERGE_REACH * (g.scales[a].double().max(1).values.exp() + g.scales[b].double().max(1).values.exp())
@@ -94,6 +99,7 @@ def coarser(g: Gaussians, max_pairs: int | None = None) -> Gaussians:
         near[torch.argsort(gap, stable=True)[:max(max_pairs, 0)]] = True
     rest = torch.cat([a[~near], b[~near], order[2 * pairs:]])  # too far apart, and an odd one out: kept as they are
     a, b = a[near], b[near]
+    interrupt.check()
 
     R = _rotation(g.quats.double())
     s2 = torch.exp(2 * g.scales.double())
@@ -101,6 +107,7 @@ def coarser(g: Gaussians, max_pairs: int | None = None) -> Gaussians:
     opacity = torch.sigmoid(g.opacities.double())
     section = torch.exp(2 * g.scales.double().sum(1) / 3)  # det(Sigma)^(1/3): the Gaussian's cross-section
     weight = opacity * section
+    interrupt.check()
 
     wa, wb = weight[a], weight[b]
     total = (wa + wb).clamp_min(1e-30)
@@ -110,20 +117,26 @@ def coarser(g: Gaussians, max_pairs: int | None = None) -> Gaussians:
     merged = (ta[:, None, None] * (cov[a] + da[:, :, None] * da[:, None, :])
               + tb[:, None, None] * (cov[b] + db[:, :, None] * db[:, None, :]))
     merged = 0.5 * (merged + merged.transpose(1, 2))
+    interrupt.check()
     values, vectors = torch.linalg.eigh(merged)
+    interrupt.check()
     values = values.clamp_min(1e-18)
     flip = torch.linalg.det(vectors) < 0  # a proper rotation
     vectors[flip, :, 0] = -vectors[flip, :, 0]
     section_m = torch.exp(torch.log(values).sum(1) / 3)
     opacity_m = ((wa + wb) / section_m).clamp(1e-6, MAX_OPACITY)
-    sh_m = ta[:, None, None] * g.sh.double()[a] + tb[:, None, None] * g.sh.double()[b]
+    interrupt.check()
+    sh_m = ta[:, None, None] * g.sh[a].double()  # the pairs' coefficients only: not all of them in float64
+    interrupt.check()
+    sh_m += tb[:, None, None] * g.sh[b].double()
+    interrupt.check()
 
     out = Gaussians(
         torch.cat([mean, means[rest]]).float(),
         torch.cat([_quaternion(vectors), g.quats.double()[rest]]).float(),
         torch.cat([0.5 * torch.log(values), g.scales.double()[rest]]).float(),
         torch.cat([torch.logit(opacity_m), g.opacities.double()[rest]]).float(),
-        torch.cat([sh_m, g.sh.double()[rest]]).float(),
+        torch.cat([sh_m, g.sh[rest].double()]).float(),
         g.antialiased,
     )
     return out

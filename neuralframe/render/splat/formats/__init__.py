@@ -7,8 +7,8 @@ path instead of bytes. `load` and `save` are the only entry points the rest of t
     g = load("scene.spz")            # InputError naming the file and the problem on bad input
     save(g, "scene.ply")             # written under a temporary name, then renamed: no partial files
 
-Sizes are checked against the file before anything is allocated, and decompression is bounded
-(`common.check_count`, `common.need`).
+Sizes are checked against the file and the memory available before anything is allocated, and
+decompression is bounded (`common.check_count`, `common.check_memory`, `common.need`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralframe.backend.memory import check_allocation
 from neuralframe.errors import InputError
 from neuralframe.render.splat.gaussians import Gaussians
 
@@ -101,6 +102,7 @@ def load(path, finite: bool = True) -> Gaussians:
         if size > MAX_FILE_BYTES:
             raise InputError(f"{path}: {size / 1024**3:.1f} GB is larger than any scene this reads "
                              f"({MAX_FILE_BYTES / 1024**3:.0f} GB)")
+        check_allocation(size, f"{path}: reading the file", "free some memory, or use a machine with more")
         data = path.read_bytes()
         fmt = sniff(data, fmt)
         g = fmt.impl().read(data, str(path))

@@ -10,17 +10,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralframe.backend.memory import check_allocation
 from neuralframe.errors import InputError, OutputError
 from neuralframe.render.splat.gaussians import Gaussians, sh_degree_for
 
 MAX_GAUSSIANS = 64 * 1024 * 1024  # a count beyond this is a lying header, not a scene (Spark's budget is 16M)
+# A reader's peak per float32 value of the Gaussians it makes: the float64 working copies and the result.
+_DECODE_COPIES = 3
 
 
-def check_count(n: int, name: str, limit: int = MAX_GAUSSIANS) -> int:
-    """A Gaussian count read from a header, checked before anything is allocated for it."""
+def scene_bytes(n: int, sh_degree: int = 0) -> int:
+    """The memory reading `n` Gaussians of `sh_degree` takes at its peak (means 3, quats 4, scales 3,
+    opacity 1 and 3 per SH coefficient, float32, times `_DECODE_COPIES`)."""
+    return n * 4 * (11 + 3 * (sh_degree + 1) ** 2) * _DECODE_COPIES
+
+
+def check_count(n: int, name: str, limit: int = MAX_GAUSSIANS, sh_degree: int | None = 0) -> int:
+    """A Gaussian count read from a header, checked before anything is allocated for it: against `limit`,
+    then against the memory available for `n` Gaussians of `sh_degree` (`check_memory`; None: the caller
+    checks the memory itself later, after its own checks of the count against the file)."""
     if n < 0 or n > limit:
         raise InputError(f"{name}: the header declares {n:,} Gaussians (at most {limit:,} are read)")
+    if sh_degree is not None:
+        check_memory(n, name, sh_degree)
     return n
+
+
+def check_memory(n: int, name: str, sh_degree: int = 0) -> None:
+    """An InputError when reading `n` Gaussians of `sh_degree` will not fit in memory (`backend.memory`)."""
+    check_allocation(scene_bytes(n, min(max(sh_degree, 0), 3)), f"{name}: {n:,} Gaussians",
+                     "free some memory, or open the scene on a machine with more")
 
 
 def need(data: bytes | memoryview, size: int, name: str, what: str) -> None:

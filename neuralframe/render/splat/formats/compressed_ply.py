@@ -39,6 +39,7 @@ import numpy as np
 from neuralframe.errors import InputError
 from neuralframe.render.splat.formats.common import (
     check_count,
+    check_memory,
     gaussians,
     logit,
     need,
@@ -102,7 +103,7 @@ def read(data: bytes, name: str) -> Gaussians:
     if coloured:
         _props(chunk, COLOUR_BOUNDS, "f4", name)
     _props(vertex, PACKED, "u4", name)
-    n = check_count(vertex["count"], name)
+    n = check_count(vertex["count"], name, sh_degree=None)  # the memory once the file is known to hold them
     if n == 0:
         raise InputError(f"{name}: compressed PLY has no Gaussians (vertex count 0)")
     chunks = chunk["count"]
@@ -121,6 +122,7 @@ def read(data: bytes, name: str) -> Gaussians:
     dtypes = {e["name"]: np.dtype([(p, order + t) for p, t in e["props"]]) for e in elements}
     total = sum(e["count"] * dtypes[e["name"]].itemsize for e in elements)
     need(data, offset + total, name, f"{n:,} Gaussians in {chunks:,} chunks")
+    check_memory(n, name, _SH_COUNTS.get(m, 0))
     tables = {}
     for element in elements:
         tables[element["name"]] = np.frombuffer(data, dtypes[element["name"]], element["count"], offset)

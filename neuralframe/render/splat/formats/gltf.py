@@ -46,7 +46,7 @@ import numpy as np
 
 from neuralframe.errors import InputError
 from neuralframe.render.splat.formats import gltf_space, spz
-from neuralframe.render.splat.formats.common import check_count, gaussians, logit, need
+from neuralframe.render.splat.formats.common import check_count, check_memory, gaussians, logit, need
 from neuralframe.render.splat.formats.gltf_write import (
     BIN_CHUNK,
     EXT,
@@ -172,13 +172,14 @@ class _Doc:
             raise self.error(f"{where} is {acc.get('type')} of {_CNAMES.get(ctype, repr(ctype))}"
                              f"{' normalized' if normalized else ''}; KHR_gaussian_splatting allows {kind} of "
                              + ", ".join(f"{_CNAMES[c]}{' normalized' if n else ''}" for c, n in sorted(allowed)))
-        count = check_count(self.integer(acc, "count", where, low=1), self.name)
+        count = check_count(self.integer(acc, "count", where, low=1), self.name, sh_degree=None)
         code, scale = _COMPONENTS[ctype]
         width = _WIDTH[kind]
         if "bufferView" in acc:
             out = self._strided(self.integer(acc, "bufferView", where), self.integer(acc, "byteOffset", where, 0),
                                 count, np.dtype(code), width, where)
-        else:
+        else:  # values the file does not hold: the memory for them first (file-backed ones: in `read`)
+            check_memory(count, self.name)
             out = np.zeros((count, width), np.dtype(code))
         if "sparse" in acc:
             self._sparse(acc["sparse"], out, where)
@@ -367,7 +368,7 @@ def read(data: bytes, name: str) -> Gaussians:
                                         f".primitives[{i}]") for i, p in enumerate(prims)]
             meshes[mesh_index] = [d for d in decoded if d is not None]
         for means, quats, log_scales, logits, sh in meshes[mesh_index]:
-            total = check_count(total + len(means), name)
+            total = check_count(total + len(means), name, sh_degree=round(sh.shape[1] ** 0.5) - 1)
             try:
                 moved = gltf_space.apply(gltf_space.LUF_TO_RDF @ matrix, means, quats, log_scales, sh)
             except ValueError as error:

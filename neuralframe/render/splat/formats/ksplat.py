@@ -32,6 +32,7 @@ from neuralframe.errors import InputError
 from neuralframe.render.splat.formats.common import (
     MAX_GAUSSIANS,
     check_count,
+    check_memory,
     gaussians,
     logit,
     need,
@@ -72,7 +73,7 @@ def _section_layout(data: bytes, name: str, sections: int, level: int) -> list[d
         count, most, bucket_size, buckets = (int(x) for x in u32[:4])
         full, partial = int(u32[8]), int(u32[9])
         bucket_bytes = int(np.frombuffer(data, "<u2", 1, h + 20)[0])
-        check_count(most, f"{name}: section {s}")
+        check_count(most, f"{name}: section {s}", sh_degree=None)
         if count > most:
             raise InputError(f"{name}: section {s} declares {count:,} splats, more than its {most:,} slots")
         if level >= 1 and count and bucket_bytes != 12:
@@ -114,7 +115,7 @@ def read(data: bytes, name: str) -> Gaussians:
     level = int(np.frombuffer(data, "<u2", 1, 20)[0])
     if level not in _BASE_BYTES:
         raise InputError(f"{name}: unknown .ksplat compression level {level} (0, 1 or 2)")
-    check_count(total, name)
+    check_count(total, name, sh_degree=None)  # the memory once the sections are checked against the file
     if total == 0:
         raise InputError(f"{name}: the .ksplat file has no Gaussians")
     if sections > (len(data) - HEADER) // SECTION_HEADER:
@@ -122,6 +123,7 @@ def read(data: bytes, name: str) -> Gaussians:
                          f"has room for {(len(data) - HEADER) // SECTION_HEADER:,} section headers")
     sh_lo, sh_hi = (float(v) or d for v, d in zip(np.frombuffer(data, "<f4", 2, 36), (-1.5, 1.5)))
     layout = _section_layout(data, name, sections, level)
+    check_memory(total, name, max(sec["degree"] for sec in layout) if layout else 0)
     if sum(sec["count"] for sec in layout) != total:
         raise InputError(f"{name}: the header declares {total:,} splats, its sections "
                          f"{sum(sec['count'] for sec in layout):,}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuralframe.errors import InputError
-from neuralframe.render.splat.formats.common import gaussians, sh_degree_or_error
+from neuralframe.render.splat.formats.common import check_memory, gaussians, sh_degree_or_error
 from neuralframe.render.splat.gaussians import Gaussians
 
 _PLY_TYPES = {
@@ -99,8 +99,9 @@ def read(data: bytes, name: str) -> Gaussians:
         raise InputError(f"{name}: f_rest properties are not numbered 0..{len(rest) - 1}")
     if len(rest) % 3:
         raise InputError(f"{name}: {len(rest)} f_rest properties cannot be split into 3 colour channels")
-    sh_degree_or_error(len(rest) // 3 + 1, name)
+    degree = sh_degree_or_error(len(rest) // 3 + 1, name)
     k = len(rest) // 3 + 1
+    check_memory(n, name, degree)  # the file holds them: now the memory to read them
 
     col = lambda *ps: np.stack([v[p].astype(np.float32) for p in ps], -1)  # noqa: E731
     means = col("x", "y", "z")

@@ -224,7 +224,9 @@ def _lookup(book: np.ndarray, index: np.ndarray, name: str, what: str) -> np.nda
 
 
 def _decode(meta: dict, fetch, name: str) -> Gaussians:
-    count = check_count(_field(meta, "count", name, "int"), name)
+    bands = meta["shN"].get("bands") if isinstance(meta.get("shN"), dict) else 0
+    count = check_count(_field(meta, "count", name, "int"), name,  # and the memory, before any image is decoded
+                        sh_degree=bands if type(bands) is int else 0)
     if count == 0:
         raise InputError(f"{name}: the SOG scene has no Gaussians")
     mins = _field(meta, "means.mins", name, "numbers", (3, 3))

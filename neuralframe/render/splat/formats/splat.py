@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from neuralframe.errors import InputError
-from neuralframe.render.splat.formats.common import gaussians, logit, sigmoid, u8
+from neuralframe.render.splat.formats.common import check_memory, gaussians, logit, sigmoid, u8
 from neuralframe.render.splat.gaussians import SH_C0, Gaussians
 
 _SPLAT_DTYPE = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
@@ -20,6 +20,7 @@ def read(data: bytes, name: str) -> Gaussians:
         raise InputError(f"{name}: truncated or not a .splat file: {len(data)} bytes is not a multiple "
                          "of 32 (one Gaussian is 32 bytes)")
     v = np.frombuffer(data, dtype=_SPLAT_DTYPE)
+    check_memory(len(v), name)
     scale = v["scale"].astype(np.float64)
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         bad = int(np.flatnonzero(~(np.isfinite(scale) & (scale > 0)).all(1))[0])

@@ -40,6 +40,7 @@ from neuralframe.errors import InputError
 from neuralframe.render.splat.formats.common import (
     MAX_GAUSSIANS,
     check_count,
+    check_memory,
     gaussians,
     logit,
     need,
@@ -98,7 +99,7 @@ def _stream_sizes(n: int, degree: int, version: int) -> list[tuple[str, int]]:
 def _check_header(name, version, n, degree, frac_bits, size, codec) -> None:
     if n == 0:
         raise InputError(f"{name}: the .spz file has no Gaussians")
-    check_count(n, name)
+    check_count(n, name, sh_degree=None)
     if degree >= len(_SH_DIMS):
         raise InputError(f"{name}: .spz SH degree {degree} is not supported (0 to 4)")
     if frac_bits > 24:
@@ -107,6 +108,7 @@ def _check_header(name, version, n, degree, frac_bits, size, codec) -> None:
     if n > most:
         raise InputError(f"{name}: the .spz header declares {n:,} Gaussians, more than a {size:,}-byte "
                          f"{codec} file can hold (at most {most:,}): the count is wrong or the file is hostile")
+    check_memory(n, name, degree)  # last: a count the file cannot hold is the clearer message
 
 
 def read(data: bytes, name: str) -> Gaussians:
