@@ -17,6 +17,9 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir())
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+REQUIRE_DISPLAY = "NEURALFRAME_REQUIRE_DISPLAY"  # set by .ci/run: a display test may not be skipped
+
+
 def _has_cuda() -> bool:
     try:
         import torch
@@ -61,8 +64,21 @@ def pytest_collection_modifyitems(config, items):
     skip_display = pytest.mark.skip(reason="needs a display (run under xvfb-run)")
     cuda = _has_cuda()
     display = bool(os.environ.get("DISPLAY"))
+    if os.environ.get(REQUIRE_DISPLAY) == "1" and not display and any("display" in i.keywords for i in items):
+        # CI promises the window tests: without a display they must fail, not skip and pass
+        raise pytest.UsageError(f"{REQUIRE_DISPLAY}=1 but no DISPLAY: run the tests under xvfb-run")
     for item in items:
         if "cuda" in item.keywords and not cuda:
             item.add_marker(skip_cuda)
         if "display" in item.keywords and not display:
             item.add_marker(skip_display)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # under CI (REQUIRE_DISPLAY) a display test that skips itself (no window could open) is a failure
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and "display" in item.keywords and os.environ.get(REQUIRE_DISPLAY) == "1":
+        report.outcome = "failed"
+        report.longrepr = f"a display test skipped under CI ({REQUIRE_DISPLAY}=1): {report.longrepr}"

@@ -75,6 +75,9 @@ def restyle(job: RestyleJob, progress: bool = True):
     from neuralframe.streaming.pipeline import Pipeline
 
     check_restyle_job(job)
+    probe = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
+    probe.open()  # a missing, empty or unreadable input is refused before the model loads
+    probe.close()
     stage = diffuse_stage(job.diffuse)  # the prompts and the model folder are checked before anything opens
     source = sources.parse_source(job.input, frames=job.frames, fps=job.fps)
     sink = sinks.parse_sink(job.out, fps=job.fps)

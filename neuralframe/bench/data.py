@@ -2,7 +2,9 @@
 
 Images per second at 64x64 and 128x128 and 8-frame videos per second at 64x64, each the best of a few
 timed rounds of consecutive seeds (photographs decoded beforehand, as a training run would have them
-after its first few samples), plus the mix of backgrounds the rounds drew.
+after its first few samples), plus the mix of backgrounds the rounds drew. Checks: absolute floors (`FLOORS`)
+a tenth of what 2 cores measure (benchmarks/data.json), so that data generation never becomes what a
+training run waits on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import os
 import time
 from typing import Callable
+
+
+# what training needs at the least (a batch of 32 images a step at a few steps a second, one thread)
+FLOORS = {"images_per_s_64": 200.0, "images_per_s_128": 100.0, "videos_per_s_64x8": 50.0}
 
 
 def _rate(make: Callable[[int], object], n: int, rounds: int) -> float:
@@ -39,6 +45,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     say("videos 8x64x64")
     result["videos_per_s_64x8"] = round(_rate(gen.video, max(n // 8, 20), rounds), 1)
     result["load_average_end"] = os.getloadavg()[0]
+    result["checks"] = {f"{name}_ge_{floor:g}": result[name] >= floor for name, floor in FLOORS.items()}
     return result
 
 

@@ -9,6 +9,10 @@ evaluations per frame and per second (alpha computed for a pixel that had not st
 blending does, to read the distance to the machine's arithmetic limit), the CPU kernel's
 (32 x 32 work tile, Gaussian) pairs, and the first-call time of the CPU kernel in a fresh process,
 with a cold and with a warm Numba cache.
+
+Both implementations get one warm-up call and the same number of timed calls. Checks (absolute floors;
+benchmarks/splat.json has the figures on 2 cores): the CPU kernel at least `MIN_RATIO` times the reference
+on every case the reference runs, and the full run's motorcycle at `MIN_FPS_MOTORCYCLE` or more.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Callable
 from neuralframe.assets import asset
 
 MOTORCYCLE = asset("scenes", "motorcycle.ply")
+MIN_RATIO = 10.0  # recorded 71-103x
+MIN_FPS_MOTORCYCLE = 10.0  # recorded 26.3 at 741x500
 
 # (case, n, width, height, run the reference)
 FULL_CASES = [
@@ -99,7 +105,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
 
     say = progress or (lambda message: None)
     cases = QUICK_CASES if quick else FULL_CASES
-    repeats_cpu, repeats_ref = (2, 1) if quick else (7, 3)
+    repeats = 2 if quick else 5  # the same sampling for both implementations
     scenes = [(name, procedural.surface_scene(n, seed=0), procedural.bench_camera(w, h), ref_ok)
               for name, n, w, h, ref_ok in cases]
     if not quick and MOTORCYCLE.exists():
@@ -113,7 +119,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         for impl in ("cpu", "reference") if ref_ok else ("cpu",):
             say(f"{name}: {impl}")
             rasterize(g, cam, impl=impl)  # warm-up: JIT, caches, allocator
-            times = _time(lambda: rasterize(g, cam, impl=impl), repeats_cpu if impl == "cpu" else repeats_ref)
+            times = _time(lambda: rasterize(g, cam, impl=impl), repeats)
             ms = 1000.0 * statistics.median(times)
             medians[impl] = ms
             results.append({"case": name, "n_gaussians": g.n, "width": cam.width, "height": cam.height,
@@ -135,6 +141,10 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         with tempfile.TemporaryDirectory() as cold:
             first_call["cold_cache"] = _first_call(cold)
             first_call["warm_cache"] = _first_call(cold)
+    checks = {f"cpu_vs_reference_ge_{MIN_RATIO:g}_{name}": ratio >= MIN_RATIO for name, ratio in ratios.items()}
+    motorcycle = [r["fps"] for r in results if r["case"] == "motorcycle_741x500" and r["impl"] == "cpu"]
+    if motorcycle:
+        checks[f"motorcycle_fps_ge_{MIN_FPS_MOTORCYCLE:g}"] = motorcycle[0] >= MIN_FPS_MOTORCYCLE
     return {
         "benchmark": "splat",
         "quick": quick,
@@ -143,6 +153,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         "pixel_gaussian_evaluations": evaluations,
         "first_call": first_call,
         "machine": machine(),
+        "checks": checks,
     }
 
 
@@ -158,3 +169,4 @@ def print_summary(result: dict) -> None:
         console.print(f"{row['case']:>24} {row['impl']:>9}: {row['ms_median']:9.1f} ms  {row['fps']:7.2f} FPS",
                       highlight=False)
     console.print(f"cpu vs reference: {result['ratios']}", highlight=False, markup=False)
+    console.print(f"checks: {result['checks']}", highlight=False, markup=False)

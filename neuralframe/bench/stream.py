@@ -13,9 +13,11 @@ frames:
   pipeline's own modules: the like-for-like comparison), `torch_tiny_vae` (frames decoded by the model
   folder's tiny autoencoder, `vae_tiny/`, as StreamDiffusion does with TAESD), and with
   `backend="onnxruntime"` (the default; or tensorrt) the same two with every network on the model's
-  exported graphs. `fps_engine_configs` / `ratio_vs_diffusers_configs` / `adherence_configs` give each;
-  `fps_engine` and `ratio_vs_diffusers` are the fastest configuration's (named in `engine_config`), and
-  `fps_engine_torch` / `ratio_vs_diffusers_torch` the like-for-like ones.
+  exported graphs. `fps_engine_configs` / `ratio_vs_diffusers_configs` / `adherence_configs` give each.
+  `ratio_vs_diffusers_like_for_like` is the `torch` configuration's (the same backend and decoder as
+  diffusers): the checked speed claim, >= 1 (the engine is never slower at the same work).
+  `fps_engine` and `ratio_vs_diffusers_mixed` are the fastest configuration's (named in `engine_config`):
+  what a user gets, a mixed comparison (another backend and decoder than diffusers'), reported, not checked.
   Engines and diffusers alternate in blocks (engines, diffusers, engines, ...) so that machine drift hits
   both; medians of the blocks are reported, and a ratio is fps_engine / fps_diffusers.
 - `rcfg_self_vs_full_ratio`: the engine with residual CFG `self` (S evaluations per frame) over `full`
@@ -25,6 +27,10 @@ frames:
   outputs on a slowly panning input with camera noise, with and without the StreamV2V feature bank, and the
   same on the static input; `adherence_bank` / `adherence_nobank`: the fraction of those outputs the
   bundled scorer names with the prompt's shape and colour (the "equal prompt adherence" check).
+
+Checks have absolute floors beside every comparison: adherence at least `MIN_ADHERENCE` for the torch
+configuration and with the bank (not only "no worse than without"), and the bank lowering temporal
+differences by at least `BANK_MARGIN` (a relative margin, not a strict `<` that noise can pass).
 
 Input: a procedural tiny-shapes scene (a large shape over a gradient) rendered larger than the frame; a
 window pans across it one pixel per frame, with Gaussian camera noise (sigma 2 levels) on every frame.
@@ -90,6 +96,10 @@ class _Diffusers:
                         timesteps=self.timesteps, strength=1.0, guidance_scale=self.guidance, output_type="pt",
                         generator=self.generator).images
         return (out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0)
+
+
+MIN_ADHERENCE = 0.7  # of outputs on the prompt's shape and colour (benchmarks/stream.json)
+BANK_MARGIN = 0.02  # the bank must lower the temporal difference by at least 2%
 
 
 def _temporal(outputs: list[torch.Tensor], skip: int) -> float:
@@ -238,9 +248,9 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
         "fps_diffusers": round(fps_diffusers, 2),
         "ms_per_frame_engine": round(1000 / fps_engine, 2),
         "ms_per_frame_diffusers": round(1000 / fps_diffusers, 2),
-        "ratio_vs_diffusers": round(ratio, 3),
+        "ratio_vs_diffusers_mixed": round(ratio, 3),  # fastest configuration: another backend/decoder
         "fps_engine_torch": round(fps_configs["torch"], 2),
-        "ratio_vs_diffusers_torch": round(ratio_torch, 3),
+        "ratio_vs_diffusers_like_for_like": round(ratio_torch, 3),  # torch, the same decoder: the claim
         "fps_engine_configs": {k: round(v, 2) for k, v in fps_configs.items()},
         "ratio_vs_diffusers_configs": {k: round(v / fps_diffusers, 3) for k, v in fps_configs.items()},
         "adherence_configs": adherence_configs,
@@ -260,14 +270,17 @@ def run(model: str | Path | None = None, size: int = 128, steps=DEFAULT_STEPS, f
     }
     result["backend"] = backend
     result["tiny_vae"] = tiny is not None
+    lowered = 1 - BANK_MARGIN
     result["checks"] = {
-        "ratio_vs_diffusers_ge_2": ratio >= 2.0,
+        "ratio_vs_diffusers_like_for_like_ge_1": ratio_torch >= 1.0,
         "fps_engine_ge_15": fps_engine >= 15.0,
         "size_ge_128": size >= 128,
         "same_nfe_as_diffusers": nfe_diffusers == result["nfe_per_frame_engine"],
-        "bank_lowers_temporal_diff": temporal["moving_bank"] < temporal["moving_nobank"],
+        f"adherence_torch_ge_{MIN_ADHERENCE:g}": adherence_configs["torch"] >= MIN_ADHERENCE,
+        f"adherence_bank_ge_{MIN_ADHERENCE:g}": temporal["adherence_bank"] >= MIN_ADHERENCE,
+        "bank_lowers_temporal_diff_by_2pct": temporal["moving_bank"] <= lowered * temporal["moving_nobank"],
         "bank_keeps_adherence": temporal["adherence_bank"] >= temporal["adherence_nobank"] - 0.05,
-        "bank_lowers_temporal_diff_static": temporal["static_bank"] < temporal["static_nobank"],
+        "bank_lowers_temporal_diff_static_by_2pct": temporal["static_bank"] <= lowered * temporal["static_nobank"],
         "fastest_config_keeps_adherence": adherence_configs[best] >= adherence_configs["torch"] - 0.05,
     }
     return result
@@ -280,7 +293,7 @@ def print_summary(result: dict) -> None:
     configs = ", ".join(f"{k} {v} FPS" for k, v in result["fps_engine_configs"].items())
     console.print(f"stream {result['size']}, steps {result['t_index_list']}: engine [bold]{result['fps_engine']} "
                   f"FPS[/] ({result['engine_config']}; {configs}), diffusers img2img {result['fps_diffusers']} FPS "
-                  f"([bold]{result['ratio_vs_diffusers']}x[/], like for like {result['ratio_vs_diffusers_torch']}x"
-                  f"); rcfg self/full {result['rcfg_self_vs_full_ratio']}x; static skip rate "
+                  f"(like for like [bold]{result['ratio_vs_diffusers_like_for_like']}x[/], mixed "
+                  f"{result['ratio_vs_diffusers_mixed']}x); rcfg self/full {result['rcfg_self_vs_full_ratio']}x; static skip rate "
                   f"{result['similarity_skip_rate_static']}; temporal diff {result['temporal_diff_bank']} with the "
                   f"bank vs {result['temporal_diff_nobank']} without", highlight=False)

@@ -83,7 +83,7 @@ UPSCALE = between(1, 16)
 SIDE = between(8, 8192)  # a square image's side in pixels
 GAUSSIANS = between(0, 1_000_000_000)
 FPS = Range(0, 1000, "above 0 and at most 1,000", low_open=True)
-SECONDS = Range(0, 10**7, "above 0 (seconds)", low_open=True)
+SECONDS = Range(0, 10**7, "a number of seconds above 0", low_open=True)
 RATIO = Range(0, 1, "above 0 and at most 1", low_open=True)
 SHARE = Range(0, 1, "from 0 to 1")
 GUIDANCE = Range(0, 100, "a number from 0 to 100")

@@ -40,21 +40,32 @@ def eval_prompts(n: int, first_seed: int = EVAL_SEEDS) -> tuple[list[str], torch
             torch.tensor([lab["colour"] for lab in labels]))
 
 
-class CountingUNet:
+class CountingCalls:
+    """Counts network evaluations from outside the code under test: wraps `owner.method` and adds each call's
+    batch (its first argument's leading size; 1 for a call without a tensor first). `restore()` unwraps."""
+
+    def __init__(self, owner, method: str = "forward"):
+        self.owner, self.method, self.evaluations, self.calls = owner, method, 0, 0
+        self._original = getattr(owner, method)
+
+        def counted(*args, **kwargs):
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            self.calls += 1
+            self.evaluations += int(first.shape[0]) if getattr(first, "ndim", 0) else 1
+            return self._original(*args, **kwargs)
+
+        setattr(owner, method, counted)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.method, self._original)
+
+
+class CountingUNet(CountingCalls):
     """Counts network evaluations per image: wraps unet.forward and adds each call's batch size."""
 
     def __init__(self, unet):
-        self.unet, self.evaluations = unet, 0
-        self._forward = unet.forward
-
-        def forward(sample, *args, **kwargs):
-            self.evaluations += sample.shape[0]
-            return self._forward(sample, *args, **kwargs)
-
-        unet.forward = forward
-
-    def restore(self) -> None:
-        self.unet.forward = self._forward
+        super().__init__(unet, "forward")
+        self.unet = unet
 
 
 def psnr_from_mse(mse_01: float) -> float:

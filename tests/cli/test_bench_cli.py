@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 RESULT = {"fps_pipeline": 55.123, "fps_loop": 30.5, "ratio": 1.807, "width": 1280, "height": 720, "frames": 24,
-          "cpu_cores": 2}
+          "cpu_cores": 2, "checks": {"pipeline_not_slower_than_loop": True}}
 
 
 def _bench(monkeypatch, capsys, *args: str):
@@ -23,7 +23,8 @@ def _bench(monkeypatch, capsys, *args: str):
 def test_bench_prints_the_summary_line(monkeypatch, capsys):
     code, out, calls = _bench(monkeypatch, capsys, "--frames", "24")
     assert code == 0
-    assert out == "pipeline 55.1 FPS vs loop 30.5 FPS: 1.81x (1280x720, 24 frames, 2 cores)\n"
+    assert out == ("pipeline 55.1 FPS vs loop 30.5 FPS: 1.81x (1280x720, 24 frames, 2 cores)\n"
+                   "checks: {'pipeline_not_slower_than_loop': True}\n")
     assert calls[0]["frames"] == 24 and calls[0]["progress"] is not None
 
 

@@ -33,13 +33,16 @@ def test_bench_stream_json(folders):
            env={**os.environ, "XDG_CACHE_HOME": str(folders / "cache")})
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    for key in ("fps_engine", "fps_diffusers", "ratio_vs_diffusers", "rcfg_self_vs_full_ratio",
+    for key in ("fps_engine", "fps_diffusers", "ratio_vs_diffusers_mixed", "ratio_vs_diffusers_like_for_like",
+                "rcfg_self_vs_full_ratio",
                 "similarity_skip_rate_static", "temporal_diff_bank", "temporal_diff_nobank"):
         assert isinstance(result[key], float), key
     assert result["diffusers_pipeline"] == "LatentConsistencyModelImg2ImgPipeline"
     assert result["nfe_per_frame_engine"] == result["nfe_per_frame_diffusers"] == 2
     assert result["checks"]["same_nfe_as_diffusers"]
-    assert abs(result["ratio_vs_diffusers"] - result["fps_engine"] / result["fps_diffusers"]) < 0.02
+    assert abs(result["ratio_vs_diffusers_mixed"] - result["fps_engine"] / result["fps_diffusers"]) < 0.02
+    assert abs(result["ratio_vs_diffusers_like_for_like"] - result["fps_engine_torch"] / result["fps_diffusers"]) < 0.02
+    assert "ratio_vs_diffusers_like_for_like_ge_1" in result["checks"] and "adherence_torch_ge_0.7" in result["checks"]
     assert 0.0 < result["similarity_skip_rate_static"] < 1.0  # camera noise on a static scene: mostly skipped
     assert result["size"] == "64x64" and not result["checks"]["size_ge_128"]
     assert result["backend"] == "onnxruntime" and result["tiny_vae"]

@@ -5,6 +5,7 @@ broken folders get one clear line."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -49,18 +50,30 @@ def test_diffusers_pipelines_load_the_folder_offline():
     assert out.images.shape == (1, 64, 64, 3)
 
 
+def _wilson_lower(hits: int, n: int, z: float = 1.96) -> float:
+    """The lower end of the 95% Wilson interval of a rate measured as hits out of n."""
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
 def test_generated_images_follow_their_prompts():
+    """The card's target (adherence >= 0.8 at 4 steps) measured here, not read from the card: on 64 held-out
+    prompts the 95% lower bound of the measured rate must clear it (0.975 measured on 200 gives ~0.89)."""
     from neuralframe.generate.evaluate import adherence, eval_prompts
     from neuralframe.generate.models.classifier import ShapeClassifier
     from neuralframe.generate.models.card import ImageDefaults
     from neuralframe.generate.models.folder import load_pipeline
 
     pipe = load_pipeline(BUNDLED)
-    texts, shapes, colours = eval_prompts(24, first_seed=777)
+    n = 64
+    texts, shapes, colours = eval_prompts(n, first_seed=777)
     result = adherence(pipe, ShapeClassifier.load(CLASSIFIER), texts, shapes, colours, 4,
                        ImageDefaults.read(BUNDLED).guidance_scale)
     assert result["nfe_per_image"] == 4
-    assert result["adherence"] >= 0.6, result
+    hits = round(result["adherence"] * n)
+    assert _wilson_lower(hits, n) >= 0.8, result
 
 
 def test_classifier_is_accurate_on_held_out_images():

@@ -178,7 +178,7 @@ def test_stage_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "run the earlier stages first" in result.stderr
     result = nf("train", "tiny-shapes", "--stage", "vae", "--seconds", "0", "--work", str(tmp_path))
-    assert result.returncode == 2 and "budget" in result.stderr
+    assert result.returncode == 2 and "--seconds must be a number of seconds above 0" in result.stderr
     result = nf("train", "tiny-shapes", "--stage", "nope", "--work", str(tmp_path))
     assert result.returncode == 2 and "unknown stage" in result.stderr
 

@@ -17,3 +17,5 @@ def test_quick_benchmark_reports_every_field():
     evals = result["pixel_gaussian_evaluations"][case]
     assert evals["per_frame"] > 0 and evals["per_second"] > 0
     assert result["machine"]["cores_available"] >= 1
+    assert set(result["checks"]) == {f"cpu_vs_reference_ge_10_{case}"}
+    assert all(isinstance(v, bool) for v in result["checks"].values())

@@ -27,11 +27,18 @@ DEFAULT_STEPS = (30, 40)  # img2img: indices into a 50-step LCM schedule (timest
 MIN_WORK_SIDE = 128
 
 
+SCHEDULE_STEPS = 50  # the LCM schedule --steps indexes
+
+
 def parse_steps(text: str) -> tuple[int, ...]:
+    """'30,40' -> (30, 40): increasing indices from 0 to 49 into the 50-step schedule, checked before any work."""
     try:
         steps = tuple(int(s) for s in str(text).split(","))
     except ValueError:
-        raise InputError(f"--steps takes comma-separated indices into a 50-step schedule, got '{text}'") from None
+        raise InputError(f"--steps takes comma-separated indices into a {SCHEDULE_STEPS}-step schedule, got "
+                         f"'{text}'") from None
+    if any(not 0 <= s < SCHEDULE_STEPS for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise InputError(f"--steps must be increasing indices from 0 to {SCHEDULE_STEPS - 1}, got '{text}'")
     return steps
 
 

@@ -11,12 +11,29 @@ safetensors headers (no tensor is read). Parts in other formats (.bin, .ckpt) ar
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from neuralframe.errors import InputError
+
+
+@contextlib.contextmanager
+def _libraries_quiet() -> Iterator[None]:
+    """diffusers and transformers warn about config keys a class does not take (a tiny autoencoder's config
+    written with its encoder's channels): building a model to read its shapes is not the place to say so."""
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def built_shapes(part: Path) -> tuple[dict[str, tuple[int, ...]], list[str]] | None:
@@ -46,7 +63,7 @@ def built_shapes(part: Path) -> tuple[dict[str, tuple[int, ...]], list[str]] | N
     if make is None or not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
         return None
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _libraries_quiet():
             model = make()
     except Exception as error:  # noqa: BLE001 - a user's config can fail a constructor in any way
         first = (str(error).splitlines() or [type(error).__name__])[0]

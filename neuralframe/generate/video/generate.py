@@ -44,8 +44,11 @@ model's quality; benchmarks/video.json has its speed and memory.
 `use_cache=False` runs the same model without a cache: every evaluation recomputes all the context, every
 earlier frame together with the current one, each attending to its own sink and window as it did when it
 was made (a frame's keys in layer 2 depend on what it attended to in layer 1, so the held frames alone are
-not enough to reproduce them). It makes the same video as the cache at a cost that grows with its length;
-`bench video` times the two.
+not enough to reproduce them). It makes the same video as the cache at a cost that grows with its length.
+With `recompute_window=True` as well it recomputes only what attention can see: the sink and window frames
+(the frames the cache would hold), together with the current one, every evaluation: a cost that stays flat,
+and a video that differs slightly (those frames no longer see their own earlier context). `bench video`
+times all three.
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ class CausalVideoGenerator:
 
     @torch.no_grad()
     def latents(self, schedule: Sequence[tuple[int, str]], n_frames: int, seed: int = 0, use_cache: bool = True,
-                cache: KVCache | None = None) -> Iterator[torch.Tensor]:
+                cache: KVCache | None = None, recompute_window: bool = False) -> Iterator[torch.Tensor]:
         """Latents [1, C, h, w] of frames 0..n_frames-1, one at a time (see the module docstring)."""
         if n_frames < 1:
             raise InputError(f"--frames must be at least 1, got {n_frames}")
@@ -277,6 +280,9 @@ class CausalVideoGenerator:
             if use_cache:  # only the held frames' inputs are kept (for a KV-recache)
                 cache.append(f, kv)
                 for j in set(held_inputs) - set(cache.frames):
+                    del held_inputs[j], held_prev[j]
+            elif recompute_window:  # only what the next frame's attention can see is recomputed
+                for j in set(held_inputs) - set(context_frames(f + 1, cfg.sink, self.window)):
                     del held_inputs[j], held_prev[j]
             yield x0
 
