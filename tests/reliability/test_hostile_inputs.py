@@ -299,6 +299,26 @@ def valid(tmp_path_factory) -> dict:
     return h.valid_inputs(tmp_path_factory.mktemp("valid"))
 
 
+@pytest.fixture(autouse=True)
+def _libraries_as_a_fresh_process_has_them():
+    """`main` runs in-process here, after other tests that may have turned diffusers' and transformers' logging
+    up (and bound their handlers to a captured stream since closed). A command starts in a fresh process with
+    both at "error" (neuralframe.cli.main sets that before they load): give each case the same."""
+    import logging
+    import sys
+
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                handler.setStream(sys.stderr)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(folder.rglob("*")) if not p.is_fifo()}

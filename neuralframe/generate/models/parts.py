@@ -78,7 +78,8 @@ def built_shapes(part: Path) -> tuple[dict[str, tuple[int, ...]], list[str]] | N
 
 
 def stored_shapes(part: Path) -> dict[str, tuple[int, ...]] | None:
-    """Key -> shape over the part's .safetensors files (headers only); None when it has none."""
+    """Key -> shape over the part's .safetensors files (headers only); None when it has none. A file whose
+    header cannot be read, or whose data the file does not hold in full, is an InputError naming it."""
     from safetensors import safe_open
 
     files = sorted(part.glob("*.safetensors"))
@@ -89,8 +90,10 @@ def stored_shapes(part: Path) -> dict[str, tuple[int, ...]] | None:
         try:
             with safe_open(str(file), "pt") as f:
                 shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
-        except Exception:  # noqa: BLE001 - a damaged file: the loader says so in its own words
-            return None
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own types for a damaged header
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            raise InputError(f"{file}: the '{part.name}' part's weights are damaged or incomplete ({first}); copy "
+                             "the model folder again") from None
     return shapes
 
 
