@@ -313,7 +313,7 @@ def _libraries_as_a_fresh_process_has_them():
         logger.setLevel(logging.ERROR)
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
-                handler.setStream(sys.stderr)
+                handler.stream = sys.stderr  # not setStream: it flushes the closed one first
     yield
     for logger, level in zip(loggers, levels):
         logger.setLevel(level)
