@@ -153,8 +153,9 @@ def export(
 @app.command("stream")
 def stream(
     model: Optional[str] = typer.Option(None, "--model", help=DIFFUSERS_FOLDER_HELP),
-    size: int = ranged(128, within=SIDE, help="Frame side in pixels (a multiple of 8; the issue's figure "
-                                                      "needs >= 128)."),
+    size: Optional[int] = ranged(None, within=SIDE, help="Frame side in pixels, a multiple of 8 (default: the "
+                                 "model's native size, 64 for the bundled model: a model drawn at another size "
+                                 "than it was trained at loses its shapes, and the adherence checks say so)."),
     steps: str = typer.Option("30,40", help="The engine's denoising steps "
                               "(t_index_list: indices into a 50-step LCM schedule), comma-separated."),
     frames: int = ranged(60, within=FRAMES_AT_LEAST_4, help="Frames per timed block."),
@@ -178,7 +179,7 @@ def stream(
         t_index = tuple(int(s) for s in steps.split(","))
     except ValueError:
         raise InputError(f"--steps takes comma-separated integers, got '{steps}'") from None
-    if size <= 0 or size % 8:
+    if size is not None and size % 8:
         raise InputError(f"--size must be a positive multiple of 8, got {size}")
     result = bench.run(model, size=size, steps=t_index, frames=frames, blocks=blocks, quick=quick,
                        classifier=classifier, backend=backend, tiny_vae=tiny_vae, progress=_progress(as_json))

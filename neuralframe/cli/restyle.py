@@ -50,7 +50,7 @@ def restyle(
     bank: bool = typer.Option(False, "--bank", help=BANK_HELP),
     tiny_vae: bool = typer.Option(False, "--tiny-vae", help=TINY_VAE_HELP),
     size: Optional[str] = frame_size(None, help="Working size WIDTHxHEIGHT, multiples of 8 (default: the "
-                                                  "input's aspect, shorter side at the model's size, >= 128)."),
+                                                  "input's aspect, shorter side at the model's native size)."),
     frames: Optional[int] = ranged(None, within=COUNT, help="Stop after N frames."),
     fps: Optional[float] = ranged(None, within=FPS, help="Frame rate of an image folder, and of the output."),
     seed: int = ranged(0, within=SEED, help="The engine's fixed noise."),

@@ -57,8 +57,8 @@ def test_prompt_schedules():
 
 
 def test_work_size_keeps_the_aspect():
-    assert work_size(720, 1280, 64) == (128, 224)
-    assert work_size(48, 64, 64) == (128, 168)
+    assert work_size(720, 1280, 64) == (64, 112)  # the shorter side at the model's native size
+    assert work_size(48, 64, 64) == (64, 88)
     assert work_size(512, 512, 512) == (512, 512)
 
 

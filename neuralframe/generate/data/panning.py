@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-PROMPT_COLOUR = "blue"  # the prompt asks for this colour (red when the scene's shape already is blue)
+PROMPT_COLOUR = "blue"  # the prompt asks for this colour (red when the scene's shape or background is blue)
 NOISE_SIGMA = 2.0  # camera noise, in 0-255 levels
 
 
@@ -26,7 +26,7 @@ def panning_clip(n: int, size: int, static: bool = False, seed: int = 3) -> tupl
         seed += 1
     sample = gen.image(seed, "eval")
     a = sample.attributes
-    colour = PROMPT_COLOUR if a.colour != PROMPT_COLOUR else "red"
+    colour = next(c for c in (PROMPT_COLOUR, "red", "green") if c not in (a.colour, a.background_colour))
     prompt = sample.caption.replace(f" {a.colour} {a.shape}", f" {colour} {a.shape}")
     rng = np.random.default_rng(seed)
     frames = []

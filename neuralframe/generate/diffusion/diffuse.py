@@ -24,7 +24,6 @@ from neuralframe.streaming.frame import Frame, StreamInfo
 from neuralframe.streaming.pipeline import Stage
 
 DEFAULT_STEPS = (30, 40)  # img2img: indices into a 50-step LCM schedule (timesteps 399 and 199)
-MIN_WORK_SIDE = 128
 
 
 SCHEDULE_STEPS = 50  # the LCM schedule --steps indexes
@@ -55,7 +54,7 @@ class DiffuseSettings:
         bank: use the StreamV2V feature bank (temporal consistency).
         similarity: skip near-identical input frames above this similarity (None: process every frame).
         size: the working (height, width), multiples of 8 (None: the input's aspect with its shorter side at
-            the model's native size, at least 128).
+            the model's native size, `work_size`).
         seed: the engine's fixed noise.
         backend: where the networks run: torch, or onnxruntime/tensorrt (the model's graphs exported once,
             with parity checks, and cached; the feature bank needs torch).
@@ -97,9 +96,12 @@ class DiffuseSettings:
 
 
 def work_size(height: int, width: int, native: int) -> tuple[int, int]:
-    """The input's aspect with its shorter side at max(native, 128), both sides multiples of 8."""
-    side = max(native, MIN_WORK_SIDE)
-    scale = side / min(height, width)
+    """The input's aspect with its shorter side at the model's native size, both sides multiples of 8.
+
+    A model draws at the scale it was trained at: the bundled 64 x 64 model at a 128-pixel working side drew
+    blobs and fragments that followed the input's texture instead of the prompt's shape (0.03 of a
+    panning clip's outputs on the prompt, 1.0 at 64; benchmarks/stream.json)."""
+    scale = native / min(height, width)
     return max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
 
 
