@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "nf-inductor"))
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="nf-test-cache-"))  # level-of-detail trees, exports
 # a local Ray in the tests: no token authentication (its folder is the one `--ray` picks by itself)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 

@@ -153,7 +153,7 @@ def generate_video(schedule: list[tuple[int, str]], out: str | os.PathLike, fram
     out = check_video_output(out)  # before a model loads
     file_sink = VideoFileSink(out, fps=fps, fragmented=True)
     if show:
-        from neuralframe.viewer.app import require_display
+        from neuralframe.viewer.window import require_display
 
         require_display("drop --show: the video file is written without a window")
     gen = load_generator(model, device, tiny_vae)

@@ -33,6 +33,9 @@ class PathSettings:
         fov_x: field of view of the orbit, degrees.
         elevation: orbit elevation, degrees.
         impl: renderer implementation.
+        lod_budget: splat scenes: draw each frame as a cut of the scene's level-of-detail tree of at most this
+            many Gaussians (`SplatScene.render_cut`); None: every Gaussian.
+        lod_error: with `lod_budget`: the largest projected size in pixels of a merged Gaussian in the cut.
     """
 
     path: str = "orbit"
@@ -44,6 +47,8 @@ class PathSettings:
     elevation: float = 15.0
     impl: str = "auto"
     arc_deg: float = 15.0
+    lod_budget: int | None = None
+    lod_error: float = 0.5
 
 
 def use_backend(scene, backend: str, say: Callable[[str], None] | None = None) -> None:
@@ -131,19 +136,41 @@ class CameraPathSource(Source):
 
 
 class SceneRenderStage(Stage):
-    """Renders the frame's camera into its image (uint8 RGB)."""
+    """Renders the frame's camera into its image (uint8 RGB); with `lod_budget`, a cut of the scene's
+    level-of-detail tree (the frame's metadata gets the cut's "splats" and "lod_error")."""
 
     name = "render"
 
-    def __init__(self, scene, impl: str = "auto"):
+    def __init__(self, scene, impl: str = "auto", lod_budget: int | None = None, lod_error: float = 0.5):
         self.scene = scene
         self.impl = impl
+        self.lod_budget = lod_budget
+        self.lod_error = lod_error
 
     def process(self, frame: Frame) -> Frame:
         t0 = time.perf_counter()
-        out = self.scene.render(frame.metadata["camera"], impl=self.impl)
+        extra = {}
+        if self.lod_budget is None:
+            out = self.scene.render(frame.metadata["camera"], impl=self.impl)
+        else:
+            out, cut = self.scene.render_cut(frame.metadata["camera"], self.lod_budget, self.lod_error, impl=self.impl)
+            extra = {"splats": cut.count, "lod_error": cut.error}
         image = torch.from_numpy(out.to_uint8())
-        return frame.replace(image=image, metadata={**frame.metadata, "render_ms": 1000 * (time.perf_counter() - t0)})
+        return frame.replace(image=image, metadata={**frame.metadata, **extra,
+                                                    "render_ms": 1000 * (time.perf_counter() - t0)})
+
+
+def prepare_lod(scene, say: Callable[[str], None] | None = None) -> None:
+    """Load or build `scene`'s level-of-detail tree before frames render (`--lod`); a scene without one (a NeRF)
+    is an InputError."""
+    if not hasattr(scene, "render_cut"):
+        raise InputError(f"--lod applies to splat scenes; {scene.name} is a {scene.kind} scene")
+    tell = say or (lambda message: None)
+    if not scene.has_hierarchy():
+        t0 = time.perf_counter()
+        tree = scene.hierarchy(say=tell)
+        tell(f"level-of-detail tree of {scene.name}: {tree.n_merged:,} merged Gaussians over {tree.n_leaves:,} "
+             f"({time.perf_counter() - t0:.1f} s to load or build)")
 
 
 def scene_stage(scene_path: str | Path, impl: str = "auto", backend: str = "torch") -> SceneRenderStage:
@@ -163,14 +190,19 @@ def open_path(scene_path: str | Path, settings: PathSettings) -> tuple:
     return scene, path_cameras(scene, settings)
 
 
-def render_path(scene, settings: PathSettings, out: str | Path, progress: bool = True):
-    """Render a camera path of `scene` into a video file; returns the pipeline report."""
+def render_path(scene, settings: PathSettings, out: str | Path, progress: bool = True,
+                say: Callable[[str], None] | None = None):
+    """Render a camera path of `scene` into a video file; returns the pipeline report. `say` hears how the
+    level-of-detail tree was had (with `settings.lod_budget`)."""
     from neuralframe.console import run_with_progress
     from neuralframe.streaming import Pipeline
     from neuralframe.streaming.sinks import parse_sink
 
     cameras = path_cameras(scene, settings)
-    pipeline = Pipeline(CameraPathSource(cameras, settings.fps), [SceneRenderStage(scene, settings.impl)],
+    if settings.lod_budget is not None:
+        prepare_lod(scene, say)
+    stage = SceneRenderStage(scene, settings.impl, settings.lod_budget, settings.lod_error)
+    pipeline = Pipeline(CameraPathSource(cameras, settings.fps), [stage],
                         parse_sink(str(out), fps=settings.fps),
                         memory_advice="use a smaller --size (or cameras of a smaller size in the --path JSON)")
     return run_with_progress(pipeline, f"render {scene.name}", enabled=progress)

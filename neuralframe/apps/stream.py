@@ -99,7 +99,7 @@ def run(settings: StreamSettings, progress: bool = True) -> PipelineReport:
     from neuralframe.console import run_with_progress
 
     if settings.out == "window":
-        from neuralframe.viewer.app import require_display
+        from neuralframe.viewer.window import require_display
         from neuralframe.viewer.preview import show
 
         require_display("write the stream to a file with --out OUT.mp4 instead")  # before opening a camera

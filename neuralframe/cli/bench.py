@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -41,7 +42,9 @@ def _show(bench, result: dict, as_json: bool, **summary_options) -> None:
     from neuralframe.console import emit_json
 
     if as_json:
-        emit_json(result)
+        from neuralframe.bench import stamp
+
+        emit_json({**result, "recorded": stamp()})
     else:
         bench.print_summary(result, **summary_options)
 
@@ -126,14 +129,20 @@ def viewer(
     impl: str = typer.Option("auto", help="Renderer implementation."),
     moving_gaussians: int = ranged(50_000, within=GAUSSIANS, help=MOVING_GAUSSIANS_HELP),
     compare: bool = typer.Option(True, help="Also run the orbit rendering every Gaussian while moving (when a "
-                                            "level of detail is in use), side by side in this run."),
+                                            "splat budget is in use), side by side in this run."),
+    frames_dir: Optional[str] = typer.Option(None, "--frames-dir", help="Save a frame shown while moving and the "
+                                             "refined still as viewer_moving.png and viewer_rest.png here."),
     as_json: JsonObject = False,
 ) -> None:
-    """Drive the real viewer window through a scripted orbit (under Xvfb when there is no display)."""
+    """Drive the real viewer window through a scripted orbit, then rest until the view has refined to every
+    Gaussian (under Xvfb when there is no display): frame rate, input latency, Gaussians drawn, time to the
+    first frame and to full quality, picture quality while moving and at rest, peak memory."""
     from neuralframe.bench import viewer as bench
 
+    if scene is not None and not Path(scene).exists():
+        raise InputError(f"scene '{scene}' does not exist")
     result = bench.run(scene, seconds=seconds, size=parse_size(size), target_fps=target_fps, impl=impl,
-                       moving_gaussians=moving_gaussians, compare=compare)
+                       moving_gaussians=moving_gaussians, compare=compare, frames_dir=frames_dir)
     _show(bench, result, as_json)
 
 

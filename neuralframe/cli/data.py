@@ -6,7 +6,9 @@ import typer
 
 from neuralframe.cli.options import (
     COUNT,
+    SCENE_GAUSSIANS,
     SEED,
+    SH_DEGREE,
     SIDE,
     ranged,
 )
@@ -32,6 +34,58 @@ def splat_from_stereo(
         metrics = build_motorcycle(out, steps=steps, progress=lambda step, total, loss: bar.advance())
     console.print(f"wrote [bold]{out}[/]: {metrics['n_gaussians']:,} Gaussians, PSNR left "
                   f"{metrics['psnr_left_db']:.2f} dB, right {metrics['psnr_right_db']:.2f} dB", highlight=False)
+
+
+@app.command("capture-scene")
+def capture_scene(
+    out: str = typer.Option(..., "--out", "-o", help="The INRIA 3DGS .ply to write (NAME.cameras.json and the card "
+                            "NAME.json beside it)."),
+    gaussians: int = ranged(2_000_000, within=SCENE_GAUSSIANS, help="Gaussians in the scene."),
+    sh_degree: int = ranged(3, within=SH_DEGREE, help="Spherical-harmonic degree of the colours."),
+    seed: int = ranged(0, within=SEED, help="Seed: the same seed, count and degree give the same file."),
+) -> None:
+    """Make a capture-sized test scene: the bundled motorcycle densified as the central object, in procedural
+    surroundings (ground, clutter, a distant background shell, floaters), with the spread of sizes, shapes,
+    opacities and view-dependent colour of a trained 3DGS capture of an unbounded scene."""
+    from neuralframe.console import progress_bar
+    from neuralframe.render.splat.capture import check_capture_memory, write_capture
+    from neuralframe.streaming.outputs import check_output
+
+    path = check_output(out, (".ply",), accepts="a .ply scene")  # before any work
+    if path.name.lower().endswith(".compressed.ply"):
+        raise InputError(f"cannot write '{out}': this writes an INRIA 3DGS .ply, not a .compressed.ply")
+    check_capture_memory(gaussians, sh_degree)  # before the bar: an error stays one line
+    with progress_bar("generate", gaussians) as bar:
+        card = write_capture(path, gaussians, sh_degree, seed,
+                             progress=lambda done, total: bar.update(completed=done))
+    _print_capture_card(card, path)
+
+
+def _print_capture_card(card: dict, path) -> None:
+    from rich.table import Table
+
+    from neuralframe.backend.memory import human
+    from neuralframe.console import console
+
+    s = card["statistics"]
+    console.print(f"wrote [bold]{path}[/]: {s['gaussians']:,} Gaussians, SH degree {s['sh_degree']}, "
+                  f"{human(card['file_bytes'])} in {card['seconds']} s (cameras {card['cameras']}, card "
+                  f"{path.with_suffix('.json').name})", highlight=False)
+    table = Table("statistic", "value", title="the scene")
+    table.add_row("parts", ", ".join(f"{name} {count:,}" for name, count in card["parts"].items()))
+    size = s["size_m"]
+    table.add_row("size (largest std, m)", f"p1 {size['p1']:.3g}, median {size['p50']:.3g}, p99 {size['p99']:.3g} "
+                                           f"({s['size_orders']:.1f} orders of magnitude)")
+    table.add_row("shapes", f"{s['flat_share']:.0%} flat (thinnest < 1/10 of longest), "
+                            f"{s['needle_share']:.0%} needles (longest > 4x the middle)")
+    o = s["opacity"]
+    table.add_row("opacity", f"{o['below_0.1']:.0%} below 0.1, {o['above_0.9']:.0%} above 0.9, median {o['median']:.2f}")
+    d = s["distance_radii"]
+    table.add_row("distance from the object (its radii)", f"p10 {d['p10']:.2g}, median {d['p50']:.2g}, p90 "
+                  f"{d['p90']:.3g}, p99 {d['p99']:.3g} ({s['within_object']:.0%} within the object)")
+    if s["sh_rms_by_band"]:
+        table.add_row("SH RMS by band", ", ".join(f"{i + 1}: {v:.3f}" for i, v in enumerate(s["sh_rms_by_band"])))
+    console.print(table)
 
 
 @app.command("nerf-synthetic")
@@ -64,7 +118,7 @@ def shapes(
     from neuralframe.generate.data import ShapesConfig, ShapesGenerator
     from neuralframe.generate.data.preview import contact_sheet
     from neuralframe.streaming.outputs import check_png_output
-    from neuralframe.viewer.app import save_png
+    from neuralframe.viewer.window import save_png
 
     check_png_output(preview)
     if n < 1 or size < 16:

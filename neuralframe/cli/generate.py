@@ -158,7 +158,7 @@ def generate_image(
     from neuralframe.backend.runtime import resolve_backend
     from neuralframe.console import console, note
     from neuralframe.generate.models.folder import BUNDLED, card_defaults, generate_image, load_pipeline
-    from neuralframe.viewer.app import save_png
+    from neuralframe.viewer.window import save_png
 
     from neuralframe.streaming.outputs import check_png_output
 

@@ -82,6 +82,10 @@ THREADS = between(1, 1024)
 UPSCALE = between(1, 16)
 SIDE = between(8, 8192)  # a square image's side in pixels
 GAUSSIANS = between(0, 1_000_000_000)
+SPLAT_BUDGET = between(1, 1_000_000_000)  # Gaussians drawn per frame
+PIXELS = Range(0, 1000, "from 0 to 1,000 pixels")  # a screen-space error
+SCENE_GAUSSIANS = between(1, 64 * 1024 * 1024)  # a scene file's count (the readers' MAX_GAUSSIANS)
+SH_DEGREE = between(0, 3)
 FPS = Range(0, 1000, "above 0 and at most 1,000", low_open=True)
 SECONDS = Range(0, 10**7, "a number of seconds above 0", low_open=True)
 RATIO = Range(0, 1, "above 0 and at most 1", low_open=True)
@@ -224,6 +228,8 @@ def for_diffuse(text: str) -> str:
 
 # ---- the rest that two commands share ----
 
-MOVING_GAUSSIANS_HELP = ("While the camera moves, a splat scene with more Gaussians than this renders a merged "
-                         "level of detail with about this many (0: always all of them).")
+MOVING_GAUSSIANS_HELP = ("While the camera moves, a splat scene with more Gaussians than this draws a cut of its "
+                         "level-of-detail tree (built once, cached) under a splat budget that starts at this many "
+                         "and follows the frame time; at rest it refines to every Gaussian (0: always every "
+                         "Gaussian, no tree).")
 THREADS_HELP = "CPU threads for torch and onnxruntime alike (default: their own defaults)."

@@ -12,7 +12,9 @@ from neuralframe.cli.options import (
     frame_size,
     COUNT,
     FPS,
+    PIXELS,
     SCENE_FORMATS,
+    SPLAT_BUDGET,
     CpusPerWorker,
     JsonReport,
     Ray,
@@ -37,6 +39,16 @@ def render(
     impl: str = typer.Option("auto", help="Renderer: auto, cpu, reference or cuda."),
     backend: str = typer.Option("torch", help="NeRF scenes: where the field's network runs: torch, onnxruntime "
                                               "(exported once with parity checks, then cached) or tensorrt."),
+    lod: bool = typer.Option(False, "--lod", help="Splat scenes: draw each frame from a level-of-detail tree of the "
+                                                  "scene (built once, then cached in ~/.cache/neuralframe/lod, or "
+                                                  "$XDG_CACHE_HOME/neuralframe/lod): at most --splat-budget Gaussians, "
+                                                  "merged ones where they look at most --lod-error pixels large, none "
+                                                  "outside the view. For long camera paths over huge scenes."),
+    splat_budget: int = ranged(1_000_000, "--splat-budget", within=SPLAT_BUDGET,
+                               help="With --lod: the most Gaussians drawn per frame."),
+    lod_error: float = ranged(0.5, "--lod-error", within=PIXELS,
+                              help="With --lod: the largest a merged Gaussian may look on screen (its largest "
+                                   "standard deviation, in pixels); 0 draws every Gaussian the budget allows."),
     ray: Ray = None,
     workers: Workers = None,
     cpus_per_worker: CpusPerWorker = 1,
@@ -54,7 +66,12 @@ def render(
     check_sink_output(out, scene, path)  # before the scene loads: nothing is written where it cannot go
     h, w = parse_size(size)
     backend = resolve_backend(backend)
-    settings = PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl)
+    settings = PathSettings(path=path, frames=frames, width=w, height=h, fps=fps, impl=impl,
+                            lod_budget=splat_budget if lod else None, lod_error=lod_error)
+    if ray is not None and lod:
+        from neuralframe.errors import InputError
+
+        raise InputError("--lod renders on this machine: drop --ray, or --lod to render every Gaussian on Ray")
     if ray is not None:
         from neuralframe.distributed import ray_session
         from neuralframe.distributed.jobs import render_path_ray
@@ -68,7 +85,7 @@ def render(
         return
     opened = open_scene(scene)
     use_backend(opened, backend, say=None if as_json else note)  # a splat scene with --backend: an InputError
-    report = render_path(opened, settings, out, progress=not as_json)
+    report = render_path(opened, settings, out, progress=not as_json, say=None if as_json else note)
     if as_json:
         emit_json(report.to_dict())
     else:

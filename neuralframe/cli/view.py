@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -36,14 +37,17 @@ def view(
     """Open a scene in a window: left drag orbits, right drag pans, wheel zooms, WASD/QE fly, R resets,
     +/- field of view, 1/2/3 rgb/depth/alpha, H overlay, P screenshot, Esc quits."""
     from neuralframe.render.camera import load_cameras
-    from neuralframe.render.scene import default_scene_path, open_scene
+    from neuralframe.render.scene import default_scene_path
     from neuralframe.streaming.outputs import check_png_output
-    from neuralframe.viewer.app import ViewerApp, ViewerSettings, require_display
+    from neuralframe.viewer.app import ViewerApp, ViewerSettings
+    from neuralframe.viewer.window import require_display
 
     if screenshot:
         check_png_output(screenshot, scene)  # before a window opens or the scene loads
     require_display()
-    opened = open_scene(scene or default_scene_path())
+    path = Path(scene) if scene else default_scene_path()
+    if not path.exists():  # before a window opens; the scene itself loads behind the window
+        raise InputError(f"scene '{path}' does not exist")
     start = load_cameras(camera)[0] if camera else None
     h, w = parse_size(size)
     if moving_gaussians < 0:
@@ -51,7 +55,7 @@ def view(
     settings = ViewerSettings(width=w, height=h, target_fps=target_fps, impl=impl, hud=hud and not screenshot,
                               screenshot=screenshot, camera=start, max_seconds=seconds,
                               moving_gaussians=moving_gaussians)
-    stats = ViewerApp(opened, settings).run()
+    stats = ViewerApp(path, settings).run()
     if screenshot:
         from neuralframe.console import console
 

@@ -68,20 +68,23 @@ class SplatScene:
 
     kind = "splat"
 
-    def __init__(self, gaussians, name: str, up=DEFAULT_UP, cameras: list | None = None):
+    def __init__(self, gaussians, name: str, up=DEFAULT_UP, cameras: list | None = None, path: Path | None = None):
         self.gaussians = gaussians
         self.name = name
         self.up = tuple(up)
         self.cameras = list(cameras or [])  # the capture's cameras, when the scene came with them
+        self.path = path  # the scene file (its bytes key the level-of-detail cache), None for a scene made in memory
         self._bounds: Bounds | None = None
         self._levels = [gaussians]  # merged levels of detail, built on demand (`render.splat.lod`)
         self._levels_lock = threading.Lock()
+        self._tree = None  # the level-of-detail hierarchy (`render.splat.hierarchy`), loaded or built on demand
+        self._tree_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> "SplatScene":
         from neuralframe.render import splat
 
-        return cls(splat.load(path), path.name, cameras=load_scene_cameras(path))
+        return cls(splat.load(path), path.name, cameras=load_scene_cameras(path), path=path)
 
     def render(self, camera: "Camera", *, impl: str = "auto", background=None, level: int = 0) -> "RenderOutput":
         """Render from `camera`; `level` > 0 renders a merged level of detail (built first if it is not yet)."""
@@ -114,6 +117,47 @@ class SplatScene:
     def has_detail(self, level: int) -> bool:
         """Whether level `level` is built (rendering it now would not wait for `detail`)."""
         return level < len(self._levels)
+
+    def hierarchy(self, progress: Callable[[float], None] | None = None, cache_dir: Path | None = None,
+                  say: Callable[[str], None] | None = None):
+        """The scene's level-of-detail hierarchy (`render.splat.hierarchy.Hierarchy`): loaded from the cache
+        (`render.splat.hierarchy_cache`, keyed by the scene file's bytes) or built and cached, once; later
+        calls return it at once. Thread-safe (one build at a time; others wait for it); interruptible
+        (`render.interrupt`: a build stopped by `interruptible` raises `RenderInterrupted` and leaves nothing
+        half-made: the next call starts again). `progress(fraction)` follows a build; `say(message)` hears
+        about a damaged cache file or one that cannot be written."""
+        if self._tree is not None:
+            return self._tree
+        from neuralframe.render.splat.hierarchy_cache import load_or_build
+
+        with self._tree_lock:
+            if self._tree is None:
+                self._tree = load_or_build(self.gaussians, self.path, cache_dir, progress=progress, say=say)
+        return self._tree
+
+    def has_hierarchy(self) -> bool:
+        """Whether `hierarchy()` would return at once (a cut would not wait for a load or a build)."""
+        return self._tree is not None
+
+    def cut(self, camera: "Camera", budget: int | None = None, error: float | None = None, *,
+            sh_degree: int | None = None):
+        """What to draw from `camera` under `budget` Gaussians (None: no limit) with merged nodes at most
+        `error` pixels (None: `hierarchy.DEFAULT_ERROR`): a `hierarchy.Cut`. Loads or builds the hierarchy
+        first if need be (see `hierarchy()`)."""
+        from neuralframe.render.splat.hierarchy import DEFAULT_ERROR
+
+        return self.hierarchy().cut(camera, budget, DEFAULT_ERROR if error is None else error, sh_degree=sh_degree,
+                                    device=self.gaussians.device)
+
+    def render_cut(self, camera: "Camera", budget: int | None = None, error: float | None = None, *,
+                   impl: str = "auto", background=None, sh_degree: int | None = None):
+        """Render the cut `cut(camera, budget, error)`: returns (RenderOutput, Cut). A cut of every leaf renders
+        the scene itself, so it is the same picture as `render(camera)`."""
+        from neuralframe.render import splat
+
+        c = self.cut(camera, budget, error, sh_degree=sh_degree)
+        g = self.gaussians if c.full else c.gaussians
+        return splat.rasterize(g, camera, background=background, impl=impl, sh_degree=sh_degree), c
 
     def bounds(self) -> Bounds:
         if self._bounds is None:

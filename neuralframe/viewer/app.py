@@ -6,31 +6,34 @@ runs on the pipeline's render thread (see `viewer.stage`), at a lower scheduling
 
 While the camera moves, two things keep input latency low on a CPU: adaptive resolution holds the render
 time at `RENDER_SHARE` of the target frame time, and a splat scene with more Gaussians than
-`moving_gaussians` renders a merged level of detail (`neuralframe.render.splat.lod`), since a small frame's
-cost is per Gaussian more than per pixel. Input latency is about the render in flight plus the next render
-plus the draw, so the render budget is a fraction of the frame time. When the camera stops, the view
-refines to full resolution with every Gaussian.
-However the window ends, `run()` joins every thread it started (the render and the level-of-detail build stop
-at their next `render.interrupt` check): one left in torch at exit aborts the process ("terminate called").
+`moving_gaussians` draws a cut through its level-of-detail tree (`neuralframe.render.splat.hierarchy`) under
+a splat budget that `SplatBudget` holds at the same frame time, since a small frame's cost is per Gaussian
+more than per pixel. Input latency is about the render in flight plus the next render plus the draw, so the
+render budget is a fraction of the frame time. When the camera stops, the view refines at full resolution
+through a larger budget to every Gaussian (the plain render's picture).
+
+A scene given as a path opens behind the window (`viewer.loading.SceneLoader`): the window is up at once and
+says what it is doing while the file is read and its tree is built or read from the cache; frames start as
+soon as the file is read (every Gaussian until the tree is there).
+However the window ends, `run()` joins every thread it started (the render stops at its next
+`render.interrupt` check, the loader within a step of the tree build): one left in torch at exit aborts the
+process ("terminate called").
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from neuralframe.errors import MissingDependencyError, OutputError
-from neuralframe.streaming.outputs import check_folder
-from neuralframe.render import interrupt
-from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls
+from neuralframe.errors import MissingDependencyError
+from neuralframe.viewer.controls import AdaptiveResolution, OrbitControls, SplatBudget
+from neuralframe.viewer.hud import HUD_UPDATE_S, hud_lines
+from neuralframe.viewer.loading import SceneLoader
 from neuralframe.viewer.stage import MODES, RenderStage, RequestSource, ViewRequest
+from neuralframe.viewer.window import require_display, save_png, waker, waking_sink
 
 
 # 0.4 of 33 ms: 13 ms renders, so that the render in flight, the one that sees an input and the draw
@@ -39,11 +42,12 @@ RENDER_SHARE = 0.4
 # The window redraws at least this often (HUD clock, expose) and at once when a new frame lands; on a
 # software OpenGL (Xvfb, llvmpipe) every redraw of a 1280x720 window costs CPU the renderer needs.
 REDRAW_HZ = 30.0
-HUD_UPDATE_S = 0.25
 # The render thread (and the kernel threads it starts) runs at this lower priority: when the UI thread, the
 # GL driver's threads or the X server want a core, they get it at once, so a finished frame reaches the
 # screen without waiting behind the next render.
 RENDER_NICE = 10
+# The scene loader (the level-of-detail tree's build) lower still: it takes what the renders leave.
+LOADER_NICE = 15
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,9 @@ class ViewerSettings:
         width, height: window size (a `camera` sets it to the camera's size).
         target_fps: adaptive resolution holds this frame rate while the camera moves.
         min_scale: the lowest render scale adaptive resolution may use.
-        moving_gaussians: while the camera moves, a splat scene with more Gaussians than this renders a merged
-            level of detail with about this many (`neuralframe.render.splat.lod`); 0: always all of them.
+        moving_gaussians: while the camera moves, a splat scene with more Gaussians than this draws a cut of its
+            level-of-detail tree under a splat budget that starts at this many and follows the frame time
+            (`neuralframe.render.splat.hierarchy`); 0: always every Gaussian (and no tree is built).
         impl: renderer implementation.
         hud: show the overlay at start (H toggles it).
         screenshot: save the window's pixels here once the full-resolution frame is drawn, then exit.
@@ -85,7 +90,13 @@ class ViewerStats:
     frames_shown: int = 0
     render_ms: list[float] = field(default_factory=list)
     scales: list[float] = field(default_factory=list)
-    levels: list[int] = field(default_factory=list)  # level of detail of each frame shown (0: every Gaussian)
+    drawn: list[int] = field(default_factory=list)  # Gaussians drawn in each frame shown
+    budgets: list[int | None] = field(default_factory=list)  # its splat budget (None: every Gaussian)
+    cut_ms: list[float] = field(default_factory=list)  # of its render time, choosing the cut (0: no cut)
+    shown_at: list[float] = field(default_factory=list)  # when each frame reached the screen (perf_counter)
+    first_frame_s: float | None = None  # from run() (the window opening, the scene loading) to the first frame
+    load_s: float | None = None  # reading the scene file (a scene given as a path)
+    tree_s: float | None = None  # building or reading its level-of-detail tree
     input_latency_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     screenshot: str | None = None
@@ -106,41 +117,15 @@ class ViewerStats:
             if self.input_latency_ms else 0.0,
             "implementation": self.implementation,
             "renders_interrupted": self.renders_interrupted,
+            "time_to_first_frame_s": round(self.first_frame_s, 3) if self.first_frame_s is not None else None,
         }
-
-
-def require_display(instead: str = "use 'neuralframe render SCENE -o out.mp4' to render a video instead") -> None:
-    from neuralframe.backend.device import has_display
-
-    if not has_display():
-        raise MissingDependencyError(f"no display found (DISPLAY is not set): {instead}, or run under xvfb-run")
-
-
-def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write uint8 [H, W, 3] RGB to a PNG through a temporary name."""
-    import cv2
-
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    check_folder(path)  # exists, and really takes a new file
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.png", dir=str(parent))
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OutputError(f"could not write '{path}'")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 class ViewerApp:
     """A window on a scene. `run()` blocks until the window closes and returns the session's stats.
 
     Args:
-        scene: a `neuralframe.render.scene.Scene`.
+        scene: a `neuralframe.render.scene.Scene`, or the path of a scene file to open behind the window.
         settings: window and rendering settings.
         render_fn: replaces the scene's renderer (tests inject a slow one).
         script: `[(seconds, fn(app))]` run at those times after the first frame (tests, benchmarks).
@@ -149,19 +134,13 @@ class ViewerApp:
     def __init__(self, scene, settings: ViewerSettings = ViewerSettings(),
                  render_fn: Callable[..., Any] | None = None,
                  script: list[tuple[float, Callable[["ViewerApp"], None]]] | None = None):
-        self.scene = scene
         self.settings = settings
-        if settings.camera is not None:
-            w, h = settings.camera.width, settings.camera.height
-            start = settings.camera
-        else:
-            w, h = settings.width, settings.height
-            start = scene.initial_camera(w, h, settings.fov_x)
-        self.controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
-        # the level of detail while the camera moves (scenes without levels: 0), built in the background at start
-        level_for = getattr(scene, "level_for", None)
-        self.moving_level = level_for(settings.moving_gaussians) if level_for is not None else 0
-        self.size = (w, h)
+        self.loader = SceneLoader(scene, detail=settings.moving_gaussians > 0, nice=LOADER_NICE)
+        self.scene = self.loader.scene
+        self.size = ((settings.camera.width, settings.camera.height) if settings.camera is not None
+                     else (settings.width, settings.height))
+        self.controls: OrbitControls | None = None
+        self.budget: SplatBudget | None = None  # the moving splat budget (a scene with a tree only)
         # Renders get RENDER_SHARE of the frame time: the rest goes to colourising, texture upload and drawing,
         # and input latency is up to two renders long (the one in flight, then the one that sees the input).
         self.adaptive = AdaptiveResolution(RENDER_SHARE * 1000.0 / settings.target_fps, settings.min_scale)
@@ -174,6 +153,7 @@ class ViewerApp:
         self.error: BaseException | None = None
         self._texture = None
         self._shown: dict[str, Any] | None = None
+        self.shown_image: np.ndarray | None = None
         self._last_request: tuple | None = None
         self._pending_inputs: list[tuple[int, float]] = []  # (controls version, time of the input)
         self._serial = 0
@@ -183,11 +163,29 @@ class ViewerApp:
         self._last_draw = 0.0
         self._hud_key: tuple | None = None
         self._hud_time = 0.0
-        self._detail_thread: threading.Thread | None = None
-        self.detail_error: BaseException | None = None  # the level of detail could not be built (renders all)
+        self.pipeline = None
+        self._ladder: tuple[int, list[int | None], int] = (-1, [None], 0)  # (version, rungs, rung) at rest
+        if self.scene is not None:
+            self._scene_ready()
+
+    def _scene_ready(self) -> None:
+        """The scene is open: frame it and choose the moving budget."""
+        scene, settings = self.scene, self.settings
+        start = settings.camera if settings.camera is not None else scene.initial_camera(*self.size, settings.fov_x)
+        self.controls = OrbitControls.from_camera(start, scene.bounds(), scene.up)
+        total = int(scene.describe().get("gaussians") or 0)
+        if self.loader.detail and 0 < settings.moving_gaussians < total:
+            self.budget = SplatBudget(settings.moving_gaussians, RENDER_SHARE * 1000.0 / settings.target_fps, total)
+
+    @property
+    def detail_error(self) -> BaseException | None:
+        """Why the level-of-detail tree could not be built (the viewer renders every Gaussian)."""
+        return self.loader.detail_error
 
     # ---- input (also called by scripts and tests, exactly as the window's events do) ----
     def _input(self, change: Callable[[], None]) -> None:
+        if self.controls is None:  # the scene is still loading
+            return
         before = self.controls.version
         change()
         if self.controls.version != before:
@@ -229,10 +227,18 @@ class ViewerApp:
             self.stats.screenshot = str(save_png(self.read_pixels(), name))
 
     def on_resize(self, width, height):
-        self.controls.resize(width, height)
+        if self.controls is not None:
+            self.controls.resize(width, height)
 
     # ---- the loop ----
     def _tick(self, dt: float) -> None:
+        if self.pipeline is None:
+            if self.loader.error is not None:
+                self.close()
+                return
+            if self.loader.scene is None:
+                return
+            self._start_rendering()
         if not self.pipeline.running:
             self.close()
             return
@@ -254,15 +260,34 @@ class ViewerApp:
             self.close()
 
     def _submit(self) -> None:
+        if self.pipeline is None:
+            return
         scale = self.adaptive.scale(self.controls.last_change)
-        moving = self.moving_level and scale < 1.0 and self.scene.has_detail(self.moving_level)
-        level = self.moving_level if moving else 0
-        key_ = (self.controls.version, round(scale, 3), self.mode, level)
+        budget = None
+        if self.budget is not None and self.loader.tree is not None:
+            budget = self.budget.value if scale < 1.0 else self._rung()
+        key_ = (self.controls.version, round(scale, 3), self.mode, budget)
         if key_ == self._last_request:
             return
         self._last_request = key_
-        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, level, self.controls.version)
+        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, budget, self.controls.version)
         self.requests.submit(request)
+
+    def _rung(self) -> int | None:
+        """The budget of the still view's refinement: a larger budget first, then every Gaussian."""
+        version, rungs, i = self._ladder
+        if version != self.controls.version:
+            self._ladder = (self.controls.version, self.budget.ladder(), 0)
+            version, rungs, i = self._ladder
+        return rungs[i]
+
+    def _refined(self, meta: dict) -> None:
+        """A still frame is on screen: go on to the next rung of the refinement."""
+        version, rungs, i = self._ladder
+        if (meta["request"].version == version == self.controls.version and meta["scale"] >= 1.0
+                and meta["budget"] == rungs[i] and i + 1 < len(rungs)):
+            self._ladder = (version, rungs, i + 1)
+            self._submit()
 
     def _take_frame(self) -> None:
         import pyglet
@@ -279,13 +304,20 @@ class ViewerApp:
         self._texture = data.get_texture()
         meta = frame.metadata
         self._shown = meta
+        self.shown_image = image  # what is on screen now (benchmarks compare it with plain renders)
         self.stats.frames_shown += 1
         self.stats.render_ms.append(meta["render_ms"])
         self.stats.scales.append(meta["scale"])
-        self.stats.levels.append(meta.get("level", 0))
+        self.stats.drawn.append(meta["drawn"])
+        self.stats.cut_ms.append(meta["cut_ms"])
+        self.stats.budgets.append(meta["budget"])
+        self.stats.shown_at.append(time.perf_counter())
         self.adaptive.observe(meta["render_ms"], meta["scale"])
+        if self.budget is not None and meta["scale"] < 1.0:
+            self.budget.observe(meta["render_ms"], meta["drawn"], meta["budget"])
         if self._t_first is None:
             self._t_first = time.perf_counter()
+            self.stats.first_frame_s = self._t_first - self._t_start
         self._redraw()  # on screen now, not at the next redraw tick
         version = meta["request"].version
         now = time.perf_counter()  # input latency: from the input to this frame on screen
@@ -296,6 +328,8 @@ class ViewerApp:
             else:
                 still.append((v, t))
         self._pending_inputs = still
+        if self.budget is not None:
+            self._refined(meta)
 
     def _redraw(self, dt: float = 0.0) -> None:
         if self.window is not None and not getattr(self, "_closing", False):
@@ -313,8 +347,9 @@ class ViewerApp:
         else:  # covers the whole window: no clear first (on a software GL that is one more full-window fill)
             self._texture.blit(0, 0, width=win.width, height=win.height)
         self.stats.draws += 1
-        if self.hud_visible and self._shown is not None:
-            self._draw_hud()
+        status = self.loader.status()
+        if (self.hud_visible and self._shown is not None) or status:
+            self._draw_hud(status)
         if self.settings.screenshot and self._full_frame_shown():
             self.stats.screenshot = str(save_png(self.read_pixels(), self.settings.screenshot))
             self.close()
@@ -322,37 +357,21 @@ class ViewerApp:
     def _full_frame_shown(self) -> bool:
         meta = self._shown
         return (meta is not None and meta["scale"] >= 1.0 and meta["request"].version == self.controls.version
-                and meta["request"].mode == self.mode)
+                and meta["request"].mode == self.mode and meta["budget"] is None)
 
     def _hud_lines(self) -> list[str]:
-        meta = self._shown
-        cam = meta["camera"]
-        elapsed = max(time.perf_counter() - self._t_start, 1e-6)
-        recent = self.stats.render_ms[-30:]
-        fps = 1000.0 / max(float(np.mean(recent)), 1e-3) if recent else 0.0
-        desc = self.scene.describe()
-        count = desc.get("gaussians") or desc.get("parameters") or ""
-        what = f"{desc.get('kind', '')} {count:,}" if isinstance(count, int) else f"{desc.get('kind', '')}"
-        level = meta.get("level", 0)
-        if level:
-            what = f"{desc.get('kind', '')} {self.scene.detail(level).n:,} of {count:,} (detail level {level})"
-        return [
-            f"{fps:5.1f} FPS   render {meta['render_ms']:6.1f} ms",
-            f"{cam.width}x{cam.height}  scale {meta['scale']:.2f}",
-            what,
-            f"impl {self.stats.implementation}   view {self.mode}",
-            f"up {elapsed:5.0f} s   H: hide  1/2/3: rgb/depth/alpha",
-        ]
+        return hud_lines(self)
 
-    def _draw_hud(self) -> None:
+    def _draw_hud(self, status: str = "") -> None:
         # Laying out the text costs the UI thread time: new figures 4 times a second (as a person reads
-        # them), at once when the resolution, level of detail or view changes.
+        # them), at once when the resolution, budget or view changes.
         meta = self._shown
-        key_ = (meta["camera"].width, meta.get("level", 0), self.mode, self.window.height)
+        key_ = (meta["camera"].width, meta["budget"], self.mode, self.window.height) if meta else None
         now = time.perf_counter()
         if key_ != self._hud_key or now - self._hud_time >= HUD_UPDATE_S:
             self._hud_key, self._hud_time = key_, now
-            self._hud_label.text = "\n".join(self._hud_lines())
+            lines = self._hud_lines() if meta is not None and self.hud_visible else []
+            self._hud_label.text = "\n".join(lines + ([status] if status else []))
             self._hud_box.height = self._hud_label.content_height + 12
             self._hud_box.y = self.window.height - self._hud_box.height - 6
             self._hud_label.y = self.window.height - 12
@@ -373,26 +392,42 @@ class ViewerApp:
             import pyglet
 
             self.requests.shutdown()
+            self.loader.stop()
             pyglet.app.exit()
 
+    def _start_rendering(self) -> None:
+        """The scene is open: start the render pipeline (on the UI thread, from `_tick` or `run`)."""
+        from neuralframe.streaming import Pipeline
+
+        self.scene = self.loader.scene
+        if self.controls is None:
+            self._scene_ready()
+        self.stats.load_s = self.loader.loaded_s
+        self.stats.implementation = self.scene.implementation(self.settings.impl)
+        if self.window is not None:
+            self.window.set_caption(f"neuralframe - {self.scene.name}")
+        self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn, stale=self.requests.superseded,
+                                  nice=RENDER_NICE, cancelled=lambda: self.requests.closed,
+                                  tree=lambda: self.loader.tree)
+        pipeline = Pipeline(self.requests, [self._stage], self.sink, policy="latest")
+        pipeline.start()
+        self.pipeline = pipeline
+        self._submit()
+
     def run(self) -> ViewerStats:
-        """Open the window and run until it closes; raises the render pipeline's error if it failed."""
+        """Open the window and run until it closes; raises the render pipeline's error, or the scene's when it
+        could not be opened."""
         require_display()
         import pyglet
 
-        from neuralframe.streaming import Pipeline
+        self._t_start = time.perf_counter()
         self.requests = RequestSource(*self.size)
-        self._waker = _waker(self._take_frame)
-        self.sink = _waking_sink(self._frame_ready)
-        self.stats.implementation = self.scene.implementation(self.settings.impl)
-        stage = self._stage = RenderStage(self.scene, self.settings.impl, self.render_fn,
-                                          stale=self.requests.superseded, nice=RENDER_NICE,
-                                          cancelled=lambda: self.requests.closed)
-        self.pipeline = Pipeline(self.requests, [stage],
-                                 self.sink, policy="latest")
+        self._waker = waker(self._take_frame)
+        self.sink = waking_sink(self._frame_ready)
+        name = self.scene.name if self.scene is not None else self.loader.path.name
         try:
             config = pyglet.gl.Config(double_buffer=True)
-            self.window = pyglet.window.Window(*self.size, caption=f"neuralframe - {self.scene.name}",
+            self.window = pyglet.window.Window(*self.size, caption=f"neuralframe - {name}",
                                                resizable=self.settings.camera is None and not self.settings.screenshot,
                                                config=config, vsync=False)
         except pyglet.window.NoSuchDisplayException as error:
@@ -410,42 +445,31 @@ class ViewerApp:
         self._hud_box = pyglet.shapes.Rectangle(6, 0, 330, 10, color=(0, 0, 0, 150))
         self._hud_label = pyglet.text.Label("", x=12, y=0, width=320, multiline=True, anchor_y="top",
                                             font_size=10, color=(255, 255, 255, 255))
-        self._t_start = time.perf_counter()
-        started = False
         try:
-            if self.moving_level:
-                self._detail_thread = threading.Thread(target=self._build_detail, name="nf-detail-levels")
-                self._detail_thread.start()
-            self.pipeline.start()
-            started = True
+            self.loader.start()
+            if self.scene is not None:
+                self._start_rendering()
             pyglet.clock.schedule_interval(self._tick, 1.0 / 120.0)
             pyglet.clock.schedule_interval(self._heartbeat, 1.0 / REDRAW_HZ)
             pyglet.app.run(None)  # draws: _take_frame (a new frame) and _heartbeat
         finally:
             pyglet.clock.unschedule(self._tick)
             pyglet.clock.unschedule(self._heartbeat)
-            self.requests.shutdown()  # the render in flight and the detail build stop at their next check point
+            self.requests.shutdown()  # the render in flight stops at its next check point
+            self.loader.stop()  # the tree build too; reading a file ends by itself
             try:
-                if started:
+                if self.pipeline is not None:
                     self.pipeline.wait()  # raises the render's error
             finally:
                 win.close()
                 self.window = None
-                if self._detail_thread is not None:
-                    _join(self._detail_thread)
+                self.loader.join()
             self.stats.seconds = time.perf_counter() - self._t_start
-            self.stats.renders_interrupted = self._stage.interrupted
+            self.stats.tree_s = self.loader.tree_s
+            self.stats.renders_interrupted = self._stage.interrupted if self.pipeline is not None else 0
+        if self.loader.error is not None:
+            raise self.loader.error
         return self.stats
-
-    def _build_detail(self) -> None:
-        # On its own thread while the first frames render; stopped within a step of `lod.coarser` by closing.
-        try:
-            with interrupt.interruptible(lambda: self.requests.closed):
-                self.scene.detail(self.moving_level)
-        except interrupt.RenderInterrupted:
-            pass
-        except Exception as error:  # the viewer goes on rendering every Gaussian
-            self.detail_error = error
 
     def _on_close(self):
         self.close()
@@ -457,40 +481,3 @@ class ViewerApp:
 
         if self._waker is not None and not getattr(self, "_closing", False):
             pyglet.app.platform_event_loop.post_event(self._waker, "on_frame")
-
-
-def _join(thread: threading.Thread) -> None:
-    """Join `thread` (told to stop: it ends within a check point) even through Ctrl-C, which is raised after."""
-    interrupted = None
-    while thread.is_alive():
-        try:
-            thread.join()
-        except KeyboardInterrupt as error:
-            interrupted = error
-    if interrupted is not None:
-        raise interrupted
-
-
-def _waker(on_frame: Callable[[], None]):
-    """A pyglet event dispatcher whose "on_frame" event (posted from any thread) runs `on_frame` on the UI loop."""
-    import pyglet
-
-    class Waker(pyglet.event.EventDispatcher):
-        pass
-
-    Waker.register_event_type("on_frame")
-    waker = Waker()
-    waker.set_handler("on_frame", on_frame)
-    return waker
-
-
-def _waking_sink(notify: Callable[[], None]):
-    """A `LatestFrameSink` that also calls `notify()` (on the writing thread) after each frame."""
-    from neuralframe.streaming.sinks import LatestFrameSink
-
-    class WakingSink(LatestFrameSink):
-        def write(self, frame) -> None:
-            super().write(frame)
-            notify()
-
-    return WakingSink()

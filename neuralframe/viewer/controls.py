@@ -4,7 +4,9 @@
 orbits around a target, right/middle (or shift+left) drag pans, the wheel zooms, WASD/QE fly, R resets,
 +/- change the field of view; where the camera sits is orbit math (`neuralframe.render.orbit`).
 `AdaptiveResolution` picks the render scale: while the camera moves it holds a target frame time, and
-shortly after it stops it asks for full resolution.
+shortly after it stops it asks for full resolution. `SplatBudget` picks how many Gaussians a moving frame
+of a splat scene may draw (a cut through its level-of-detail tree), against the same frame time, and the
+ladder of budgets the view refines through once the camera stops.
 """
 
 from __future__ import annotations
@@ -157,3 +159,45 @@ class AdaptiveResolution:
         if now - last_change < self.settle_s:
             return self.moving_scale
         return 1.0
+
+
+class SplatBudget:
+    """The most Gaussians a moving frame may draw, held at the target frame time, and the refinement ladder.
+
+    A CPU rasterizer's small frame costs mostly per Gaussian (projection, sorting, per-tile set-up), so the
+    budget is the moving frame's main knob: after each moving render whose cut the budget limited, it moves
+    towards `target_ms` (a damped multiplicative step, as `AdaptiveResolution` moves the scale). At rest the
+    view refines through `ladder()`: a few times the moving budget at full resolution, then every Gaussian.
+
+    Args:
+        start: the first moving budget.
+        target_ms: render time to hold while moving.
+        total: the scene's Gaussians (the budget never exceeds it).
+        least: the smallest moving budget (at most `start`).
+    """
+
+    STEP = 4  # each rung of the refinement ladder draws this many times the one before
+
+    def __init__(self, start: int, target_ms: float, total: int, least: int = 10_000):
+        self.total = int(total)
+        self.least = min(int(least), int(start), self.total)
+        self.target_ms = float(target_ms)
+        self.value = max(self.least, min(int(start), self.total))
+
+    def observe(self, render_ms: float, drawn: int, budget: int | None) -> None:
+        """Learn from a moving render that drew `drawn` Gaussians under `budget` (None: every one)."""
+        if budget is None or drawn < 0.8 * budget:  # the cut stopped at its pixel error: the budget did not bind
+            if budget is not None and render_ms > self.target_ms:
+                self.value = max(self.least, min(self.value, int(drawn)))
+            return
+        ratio = math.sqrt(self.target_ms / max(render_ms, 1e-3))
+        self.value = int(max(self.least, min(self.total, self.value * min(max(ratio, 0.5), 2.0))))
+
+    def ladder(self) -> list[int | None]:
+        """The budgets a still view renders one after another at full resolution; None (every Gaussian) last."""
+        rungs: list[int | None] = []
+        b = self.value * self.STEP
+        while b < self.total // 2 and len(rungs) < 1:
+            rungs.append(b)
+            b *= self.STEP
+        return rungs + [None]

@@ -13,7 +13,7 @@ from collections import deque
 
 def show(pipeline, sink, title: str = "neuralframe", max_seconds: float | None = None):
     """Start `pipeline`, show its frames until the window closes or the stream ends; returns the report."""
-    from neuralframe.viewer.app import require_display
+    from neuralframe.viewer.window import require_display
 
     require_display("write the stream to a file with --out OUT.mp4 instead")
     import pyglet

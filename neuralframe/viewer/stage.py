@@ -30,12 +30,13 @@ MODES = ("rgb", "depth", "alpha")
 
 @dataclass(frozen=True)
 class ViewRequest:
-    """What to render: a full-resolution camera, the scale to render it at, and what to show."""
+    """What to render: a full-resolution camera, the scale to render it at, what to show, and for a splat
+    scene with a level-of-detail tree the most Gaussians to draw (a cut through the tree; None: every one)."""
 
     camera: Camera
     scale: float = 1.0
     mode: str = "rgb"
-    level: int = 0  # level of detail (splat scenes: 1 renders the Gaussians merged in pairs, ...)
+    budget: int | None = None
     version: int = 0  # the controls' version this camera came from
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -125,21 +126,25 @@ class RenderStage(Stage):
     Args:
         scene: anything with `render(camera, impl=...)` (see `neuralframe.render.scene`).
         impl: renderer implementation ("auto", "cpu", "reference", "cuda").
-        render_fn: replaces `scene.render` (tests inject a slow renderer this way; it renders every level of detail
-            as level 0).
+        render_fn: replaces `scene.render` (tests inject a slow renderer this way; it renders every request's
+            budget as every Gaussian).
         stale: stale(request) is true once a newer request exists (`RequestSource.superseded`); None: never
             interrupt.
         nice: lower the rendering thread's scheduling priority by this much (Linux `nice`, per thread) before
             its first render, so that the threads the kernels start inherit it; None: leave it.
         cancelled: cancelled() is true once the stream is ending (`RequestSource.closed`); None: never.
+        tree: tree() is the scene's level-of-detail tree (`render.splat.hierarchy.Hierarchy`) once it is ready,
+            else None: a request's budget applies only then.
     """
 
     name = "render"
 
     def __init__(self, scene, impl: str = "auto", render_fn: Callable[..., Any] | None = None,
                  stale: Callable[[ViewRequest], bool] | None = None, nice: int | None = None,
-                 cancelled: Callable[[], bool] | None = None):
+                 cancelled: Callable[[], bool] | None = None, tree: Callable[[], Any] | None = None):
         self.scene = scene
+        self.tree = tree or (lambda: None)
+        self.total = int(getattr(scene, "describe", dict)().get("gaussians") or 0)
         self.nice = nice
         self._niced: set[int] = set()
         self.impl = impl
@@ -169,13 +174,20 @@ class RenderStage(Stage):
         def stale() -> bool:
             return cancelled() or (superseded is not None and superseded(request))
 
-        level = request.level if self.render_fn is None else 0
+        tree = self.tree() if request.budget is not None and self.render_fn is None else None
+        budget, drawn = (request.budget, 0) if tree is not None else (None, self.total)
+        cut_ms = 0.0
         try:
             with interrupt.interruptible(stale):
                 if self.render_fn is not None:
                     output = self.render_fn(camera)
-                elif level:
-                    output = self.scene.render(camera, impl=self.impl, level=level)
+                elif tree is not None:
+                    from neuralframe.render import splat
+
+                    # while moving (a reduced scale) without view-dependent colour: a third of the work to gather
+                    cut = tree.cut(camera, budget, sh_degree=0 if request.scale < 1.0 else None)
+                    drawn, cut_ms = cut.count, 1000.0 * (time.perf_counter() - t0)
+                    output = splat.rasterize(cut.gaussians, camera, impl=self.impl)
                 else:
                     output = self.scene.render(camera, impl=self.impl)
         except interrupt.RenderInterrupted:
@@ -187,5 +199,6 @@ class RenderStage(Stage):
         self._last_interrupted = False
         image = colorize(output, request.mode)
         ms = 1000.0 * (time.perf_counter() - t0)
-        meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera, "level": level}
+        meta = {"request": request, "render_ms": ms, "scale": request.scale, "camera": camera, "budget": budget,
+                "drawn": drawn, "cut_ms": cut_ms}
         return frame.replace(image=torch.from_numpy(image), metadata=meta)

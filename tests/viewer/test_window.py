@@ -103,23 +103,32 @@ def test_ui_stays_responsive_during_a_slow_render(scene):
     assert marks["frames"] <= 8  # ... and only a handful of renders finished in that time
 
 
-def test_adaptive_resolution_drops_while_dragging_and_refines_after(scene):
+def test_adaptive_resolution_and_budget_while_dragging_then_every_gaussian_at_rest(scene):
     from neuralframe.viewer.app import ViewerApp, ViewerSettings
 
     log = []
+
+    def wait_for_tree(app):  # the drags start once the level-of-detail tree is built (a cold Numba cache: seconds)
+        if app.loader.tree is None and not app.loader.done:
+            at = time.perf_counter() - app._t_first + 0.05
+            app.script.append((at, wait_for_tree))
+            return
+        t = time.perf_counter() - app._t_first
+        log.append(("start", time.perf_counter()))
+        app.script.extend([(t + 0.05 * i, drag) for i in range(30)] + [(t + 1.5, stop)])
+        app.script.sort(key=lambda s: s[0])
 
     def drag(app):
         app.window.dispatch_event("on_mouse_drag", 50, 50, 3, 1, 1, 0)
 
     def stop(app):
-        log.append(("stop", time.perf_counter(), app.stats.frames_shown))
+        log.append(("stop", time.perf_counter(), app.stats.frames_shown, app.controls.last_change))
 
     # a target of 200 FPS is out of reach at full size, so moving renders must drop resolution; with a budget
-    # of half the scene's Gaussians they also render the merged level of detail
-    script = [(0.3 + 0.05 * i, drag) for i in range(30)] + [(1.8, stop)]
-    app = ViewerApp(scene, ViewerSettings(width=320, height=240, target_fps=200.0, max_seconds=4.0,
-                                          moving_gaussians=scene.gaussians.n // 2), script=script)
-    assert app.moving_level == 1
+    # of half the scene's Gaussians they also draw a cut of the level-of-detail tree
+    app = ViewerApp(scene, ViewerSettings(width=320, height=240, target_fps=200.0, max_seconds=60.0,
+                                          moving_gaussians=scene.gaussians.n // 2), script=[(0.1, wait_for_tree)])
+    assert app.budget is not None and app.budget.value == 3000
     original = app._take_frame
     huds = []
 
@@ -127,21 +136,26 @@ def test_adaptive_resolution_drops_while_dragging_and_refines_after(scene):
         before = app.stats.frames_shown
         original()
         if app.stats.frames_shown != before:
-            log.append(("frame", time.perf_counter(), (app.stats.scales[-1], app.stats.levels[-1])))
+            log.append(("frame", time.perf_counter(), (app.stats.scales[-1], app.stats.budgets[-1],
+                                                       app.stats.drawn[-1])))
             huds.append("\n".join(app._hud_lines()))
+            if log[-1][2][0] == 1.0 and log[-1][2][1] is None and any(k == "stop" for k, *_ in log):
+                app.close()  # at rest, every Gaussian on screen: done
     app._take_frame = spy
     app.run()
-    t_stop = next(t for kind, t, _ in log if kind == "stop")
-    moving = [s for kind, t, s in log if kind == "frame" and 0.6 < t - log[0][1] and t < t_stop]
-    assert moving and min(scale for scale, _ in moving) < 1.0
-    assert any(level == 1 for _, level in moving)
-    merged = scene.detail(1).n
-    assert merged < 0.6 * scene.gaussians.n
-    assert any(f"{merged:,} of 6,000 (detail level 1)" in h for h in huds)
-    full_after = [(t, v[1]) for kind, t, v in log if kind == "frame" and t > t_stop and v[0] == 1.0]
-    last_drag = t_stop - (1.8 - (0.3 + 0.05 * 29))
-    assert full_after and full_after[0][0] - last_drag <= 0.5
-    assert all(level == 0 for _, level in full_after)  # at rest: every Gaussian
+    assert app.loader.tree is not None and app.detail_error is None
+    _, t_stop, _, last_drag = next(entry for entry in log if entry[0] == "stop")
+    frames = [(entry[1], entry[2:]) for entry in log if entry[0] == "frame"]
+    t_start = next(entry[1] for entry in log if entry[0] == "start")
+    moving = [v[0] for t, v in frames if t_start < t < t_stop]
+    assert moving and min(scale for scale, _, _ in moving) < 1.0
+    cuts = [(budget, drawn) for _, budget, drawn in moving if budget is not None]
+    assert cuts and all(drawn <= budget for budget, drawn in cuts)  # a cut of the tree within its budget
+    assert any(f" of 6,000 drawn (budget {budget:,})" in h for h in huds for budget, _ in cuts)
+    after = [(t, v[0]) for t, v in frames if t > last_drag and v[0][0] == 1.0]
+    assert after and after[0][0] - last_drag <= 0.5  # full resolution soon after the last input
+    assert after[-1][1][1] is None and after[-1][1][2] == 6000  # and then every Gaussian
+    assert "6,000 (every Gaussian)" in huds[-1]
 
 
 def test_stream_to_a_window_shows_every_frame_and_ends_with_the_stream():

@@ -103,9 +103,13 @@ def load(path, finite: bool = True) -> Gaussians:
             raise InputError(f"{path}: {size / 1024**3:.1f} GB is larger than any scene this reads "
                              f"({MAX_FILE_BYTES / 1024**3:.0f} GB)")
         check_allocation(size, f"{path}: reading the file", "free some memory, or use a machine with more")
-        data = path.read_bytes()
-        fmt = sniff(data, fmt)
-        g = fmt.impl().read(data, str(path))
+        with open(path, "rb") as f:
+            fmt = sniff(f.read(1 << 16), fmt)  # formats that share an extension tell from the header
+        impl = fmt.impl()
+        if hasattr(impl, "read_file"):  # reads the body block by block: the file is never held whole
+            g = impl.read_file(path, str(path))
+        else:
+            g = impl.read(path.read_bytes(), str(path))
     if finite:
         g.check_finite(str(path))
     return g
