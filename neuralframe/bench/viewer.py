@@ -14,7 +14,8 @@ on screen), `full_quality_psnr_db` (that still against a plain render of every G
 the same picture, capped at 100 dB), `moving_psnr_db_median` (frames shown while moving against plain
 renders from their own cameras and resolution), `peak_rss_mb`, with the issue's targets as `checks`; by
 default the same orbit again rendering every Gaussian while moving, side by side in the same run
-("without_levels_of_detail"). `frames_dir` saves a moving frame and the refined still as PNGs.
+("without_levels_of_detail"). `frames_dir` saves a moving frame (and every Gaussian from its camera) and the
+refined still as PNGs.
 Needs a display; without one it re-runs itself under `xvfb-run` when that is installed.
 """
 
@@ -184,7 +185,7 @@ def _orbit(path: Path, settings, seconds: float, frames_dir: str | None) -> dict
     moving = [_psnr(image, scene.render(cam, impl=settings.impl)) for cam, image, _ in marks["samples"]]
     result["moving_psnr_db_median"] = round(float(np.median(moving)), 2) if moving else None
     if frames_dir:
-        _save_frames(Path(frames_dir), marks)
+        _save_frames(Path(frames_dir), marks, scene, settings.impl)
     return result
 
 
@@ -205,12 +206,14 @@ def _psnr(image: np.ndarray, output) -> float:
     return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0 ** 2 / mse))
 
 
-def _save_frames(folder: Path, marks: dict) -> None:
+def _save_frames(folder: Path, marks: dict, scene, impl: str) -> None:
     from neuralframe.viewer.window import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
     if marks["samples"]:
-        save_png(marks["samples"][len(marks["samples"]) // 2][1], folder / "viewer_moving.png")
+        camera, image, _ = marks["samples"][len(marks["samples"]) // 2]
+        save_png(image, folder / "viewer_moving.png")  # and every Gaussian from the same camera, to compare
+        save_png(scene.render(camera, impl=impl).to_uint8(), folder / "viewer_moving_full.png")
     if "full" in marks:
         save_png(marks["full"][2], folder / "viewer_rest.png")
 

@@ -66,8 +66,8 @@ def splat(
     quick: bool = typer.Option(False, help="A tiny run for a smoke test."),
     as_json: JsonObject = False,
 ) -> None:
-    """Gaussian-splat rasterizer: cpu kernel vs the torch reference at 10k/100k/1M Gaussians and the
-    motorcycle scene."""
+    """Gaussian-splat rasterizer: cpu kernel vs the torch reference at 10k/100k/1M Gaussians, a 2M-Gaussian
+    SH-3 scene at 1280x720 (the viewer's full-quality frame) and the motorcycle scene."""
     from neuralframe.bench import splat as bench
 
     _show(bench, bench.run(quick=quick, progress=_progress(as_json)), as_json)

@@ -116,6 +116,10 @@ def rasterize(g: Gaussians, camera: Camera, *, sh_degree: int | None = None, bac
                                 antialiased=antialiased)[0]
 
 
+BLEND_PARTS = 8
+TILES_PER_PART = 96  # (a 1280x720 frame has 920 work tiles: 8 parts; a 384x216 one, 84: one)
+
+
 def rasterize_with_stats(g: Gaussians, camera: Camera, *, sh_degree: int | None = None, background=None,
                          antialiased: bool = False) -> tuple[RenderOutput, dict]:
     """`rasterize`, plus counts: visible Gaussians, (32 x 32 work tile, Gaussian) pairs and
@@ -132,7 +136,14 @@ def rasterize_with_stats(g: Gaussians, camera: Camera, *, sh_degree: int | None 
     evals = np.empty(n_tiles, np.int64)
     # Raster order, handed out one tile at a time: neighbouring tiles share Gaussians, so their records
     # are still in cache, and dynamic hand-out keeps both cores busy to the end.
+    # A large frame blends in up to BLEND_PARTS runs of tiles with an interrupt check between them: a viewer's
+    # full-quality frame that a new camera makes stale stops within a part, not at the end of the frame.
+    parts = max(1, min(BLEND_PARTS, n_tiles // TILES_PER_PART))
+    ends = [n_tiles * (i + 1) // parts for i in range(parts)]
     with numba.parallel_chunksize(1):
-        blend(n_tiles, s["tiles_x"], s["pairs"], s["offsets"], s["rec"], bg, rgb, alpha, depth, evals)
+        for t0, t1 in zip([0] + ends[:-1], ends):
+            if t0:
+                interrupt.check()
+            blend(t0, t1, s["tiles_x"], s["pairs"], s["offsets"], s["rec"], bg, rgb, alpha, depth, evals)
     stats = {"visible": int(len(s["order"])), "pairs": int(len(s["pairs"])), "evaluations": int(evals.sum())}
     return RenderOutput(torch.from_numpy(rgb), torch.from_numpy(alpha), torch.from_numpy(depth)), stats

@@ -140,8 +140,8 @@ def exp_minus(s):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def blend(n_tiles, tiles_x, pairs, offsets, rec, bg, out_rgb, out_alpha, out_depth, evals):  # pragma: no cover
-    """Front-to-back blending of every work tile, in raster order (see the module docstring).
+def blend(t0, t1, tiles_x, pairs, offsets, rec, bg, out_rgb, out_alpha, out_depth, evals):  # pragma: no cover
+    """Front-to-back blending of work tiles t0 to t1 - 1, in raster order (see the module docstring).
 
     pairs, offsets: tile t blends rec[pairs[offsets[t]:offsets[t + 1]]], front to back.
     rec: [M, REC] float32 records. bg: [3] float32 background (zeros for none).
@@ -150,7 +150,7 @@ def blend(n_tiles, tiles_x, pairs, offsets, rec, bg, out_rgb, out_alpha, out_dep
     `ref.rasterize`; and evals[t]: pixel-Gaussian evaluations of tile t (alpha values computed: whole rows of
     chunk columns, stopped pixels included).
     """
-    for t in prange(n_tiles):
+    for t in prange(t0, t1):
         evals[t] = blend_tile(t, tiles_x, pairs, offsets, rec, bg, out_rgb, out_alpha, out_depth)
 
 
