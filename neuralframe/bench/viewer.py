@@ -89,7 +89,8 @@ def checks(result: dict) -> dict[str, bool]:
 
 
 def prepare(path: Path, moving_gaussians: int) -> float | None:
-    """Build (or read) the scene's level-of-detail tree into its cache before the clock starts; seconds taken."""
+    """Build (or read) the scene's level-of-detail tree into its cache before the clock starts, and render two
+    cuts (the first calls compile their kernels); seconds the tree took."""
     from neuralframe.render.scene import open_scene
 
     scene = open_scene(path)
@@ -97,7 +98,15 @@ def prepare(path: Path, moving_gaussians: int) -> float | None:
         return None
     t0 = time.perf_counter()
     scene.hierarchy()
-    return round(time.perf_counter() - t0, 3)
+    took = round(time.perf_counter() - t0, 3)
+    from neuralframe.render import splat
+
+    tree = open_scene(path).hierarchy()  # as the viewer will have it: read from the cache (read-only arrays)
+
+    camera = scene.initial_camera(320, 240)
+    for budget in (moving_gaussians, moving_gaussians // 2):  # the first cuts and renders compile their kernels
+        splat.rasterize(tree.cut(camera, budget, sh_degree=0).gaussians, camera.scaled(0.5))
+    return took
 
 
 def _orbit(path: Path, settings, seconds: float, frames_dir: str | None) -> dict[str, Any]:

@@ -263,14 +263,16 @@ class ViewerApp:
         if self.pipeline is None:
             return
         scale = self.adaptive.scale(self.controls.last_change)
+        moving = self.adaptive.moving(self.controls.last_change)
         budget = None
         if self.budget is not None and self.loader.tree is not None:
-            budget = self.budget.value if scale < 1.0 else self._rung()
-        key_ = (self.controls.version, round(scale, 3), self.mode, budget)
+            budget = self.budget.value if moving else self._rung()
+        key_ = (self.controls.version, round(scale, 3), self.mode, budget, moving)
         if key_ == self._last_request:
             return
         self._last_request = key_
-        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, budget, self.controls.version)
+        request = ViewRequest(self.controls.camera(*self.size), scale, self.mode, budget, moving,
+                              self.controls.version)
         self.requests.submit(request)
 
     def _rung(self) -> int | None:
@@ -313,7 +315,7 @@ class ViewerApp:
         self.stats.budgets.append(meta["budget"])
         self.stats.shown_at.append(time.perf_counter())
         self.adaptive.observe(meta["render_ms"], meta["scale"])
-        if self.budget is not None and meta["scale"] < 1.0:
+        if self.budget is not None and meta["request"].moving:
             self.budget.observe(meta["render_ms"], meta["drawn"], meta["budget"])
         if self._t_first is None:
             self._t_first = time.perf_counter()

@@ -153,6 +153,11 @@ class AdaptiveResolution:
         elif self._full_ms is not None:
             self.moving_scale = max(self.min_scale, min(1.0, math.sqrt(self.target_ms / self._full_ms)))
 
+    def moving(self, last_change: float, now: float | None = None) -> bool:
+        """The camera changed within `settle_s`."""
+        now = time.perf_counter() if now is None else now
+        return now - last_change < self.settle_s
+
     def scale(self, last_change: float, now: float | None = None) -> float:
         """The scale to render at, given when the camera last changed."""
         now = time.perf_counter() if now is None else now

@@ -37,6 +37,7 @@ class ViewRequest:
     scale: float = 1.0
     mode: str = "rgb"
     budget: int | None = None
+    moving: bool = False  # the camera is moving (a splat cut drops view-dependent colour)
     version: int = 0  # the controls' version this camera came from
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -185,7 +186,7 @@ class RenderStage(Stage):
                     from neuralframe.render import splat
 
                     # while moving (a reduced scale) without view-dependent colour: a third of the work to gather
-                    cut = tree.cut(camera, budget, sh_degree=0 if request.scale < 1.0 else None)
+                    cut = tree.cut(camera, budget, sh_degree=0 if request.moving else None)
                     drawn, cut_ms = cut.count, 1000.0 * (time.perf_counter() - t0)
                     output = splat.rasterize(cut.gaussians, camera, impl=self.impl)
                 else:

@@ -20,12 +20,13 @@ def test_bench_viewer_reports_budget_quality_and_timings(tmp_path):
     frames = tmp_path / "frames"
     result = subprocess.run([sys.executable, "-m", "neuralframe.cli", "bench", "viewer", "--scene", str(scene),
                              "--seconds", "1.5", "--size", "320x240", "--moving-gaussians", "4000", "--no-compare",
+                             "--target-fps", "500",  # out of reach: the budget binds
                              "--frames-dir", str(frames), "--json"],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
-    assert r["gaussians_total"] == 20_000 and 0 < r["gaussians_drawn_median"] < 20_000  # cuts while moving
+    assert r["gaussians_total"] == 20_000 and 0 < r["gaussians_drawn_median"] <= 4_000  # cuts while moving
     assert r["full_quality_psnr_db"] >= 45.0  # at rest: every Gaussian, the plain render's picture
     assert 0 < r["time_to_full_quality_s"] < 30 and 0 < r["time_to_first_frame_s"] < 60
     assert r["moving_psnr_db_median"] is not None and r["moving_psnr_db_median"] > 15.0

@@ -30,5 +30,8 @@ def test_bench_prints_the_summary_line(monkeypatch, capsys):
 
 def test_bench_json_is_the_result_alone(monkeypatch, capsys):
     code, out, calls = _bench(monkeypatch, capsys, "--json")
-    assert code == 0 and json.loads(out) == RESULT
+    result = json.loads(out)
+    recorded = result.pop("recorded")  # when, from which commit and on what machine it was measured
+    assert code == 0 and result == RESULT
+    assert recorded["date"].endswith("Z") and recorded["machine"]["cores"] >= 1 and "commit" in recorded
     assert calls[0]["progress"] is None  # nothing but the JSON object

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,11 +113,16 @@ def test_a_unit_that_fails_names_itself_cancels_the_rest_and_leaves_no_file(clus
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file
 
 
-def _dead(actor) -> bool:
-    try:
-        ray.get(actor.hello.remote(), timeout=10)
-    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-        return True
+def _dead(actor, within: float = 30.0) -> bool:
+    """The actor stops answering within `within` seconds (`ray.kill` is asynchronous: on a loaded machine an
+    actor may still answer a call or two after it)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.hello.remote(), timeout=5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return True
+        time.sleep(0.5)
     return False
 
 
