@@ -18,13 +18,13 @@ in torch when the interpreter exits aborts the process).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from neuralframe.render import interrupt
+from neuralframe.viewer.stage import lower_priority
 
 
 class SceneLoader:
@@ -127,12 +127,3 @@ def join(thread: threading.Thread) -> None:
     if interrupted is not None:
         raise interrupted
 
-
-def lower_priority(by: int) -> None:
-    """Lower the calling thread's scheduling priority by `by` (Linux: per thread; threads it starts inherit it)."""
-    if by:
-        tid = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + int(by))
-        except (AttributeError, OSError):  # not Linux, or not allowed: the priority stays as it is
-            pass

@@ -115,6 +115,16 @@ def colorize(output, mode: str) -> np.ndarray:
     raise ValueError(f"unknown display mode {mode!r}")
 
 
+def lower_priority(by: int) -> None:
+    """Lower the calling thread's scheduling priority by `by` (Linux: per thread; threads it starts inherit it)."""
+    if by:
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + int(by))
+        except (AttributeError, OSError):  # not Linux, or not allowed: the priority stays as it is
+            pass
+
+
 class RenderStage(Stage):
     """Renders each request with the scene's renderer at the requested scale.
 
@@ -159,10 +169,7 @@ class RenderStage(Stage):
         tid = threading.get_native_id()
         if self.nice and tid not in self._niced:
             self._niced.add(tid)
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + int(self.nice))
-            except (AttributeError, OSError):  # not Linux, or not allowed: the priority stays as it is
-                pass
+            lower_priority(self.nice)
 
     def process(self, frame: Frame) -> Frame | None:
         self._lower_priority()
